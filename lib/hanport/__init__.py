@@ -1,0 +1,1 @@
+# hanport: portable HAN-port decoding and publishing, shared by MicroPython and CPython.

@@ -1,0 +1,46 @@
+"""The parts the main loop is given from outside.
+
+The loop in hanport.app knows nothing about pins, radios or files. The device
+(firmware/) and the PC twin (tools/) each supply objects with these shapes:
+
+ByteSource
+    readinto(buf) -> int or None
+        Copy waiting bytes into buf, return how many (None or 0: nothing
+        waiting). Must not block for more than a few milliseconds.
+
+Clock
+    ticks_ms() -> int; ticks_diff(a, b) -> int (a - b, wrap-safe);
+    sleep_ms(ms); time() -> int (Unix epoch seconds, 0 while unknown).
+
+Link (the network under MQTT: Wi-Fi on the device, always up on a PC)
+    poll() -> bool
+        Non-blocking: is the network up? Starts or backs off reconnects itself.
+    state() -> str   readable state, e.g. "got_ip", "wrong_password".
+    rssi() -> int or None
+
+MqttClient
+    connect()
+        Open the socket and send CONNECT (the will is given to the
+        constructor). Bounded in time. Raises OSError on network failure and
+        BrokerRefused(code) when the broker answers with a non-zero code.
+    publish(topic: bytes, payload: bytes, retain=False, qos=0)
+        Raises OSError when the connection is gone.
+    ping()            keepalive; raises OSError when the connection is gone.
+    disconnect()      never raises.
+
+Storage (small named blobs that survive a reboot)
+    read(name) -> bytes or None; write(name, data: bytes) (atomic).
+
+Watchdog
+    feed()
+
+System (facts about the machine, for diagnostics)
+    free_heap() -> int or None; reset_cause() -> str
+"""
+
+
+class BrokerRefused(Exception):
+    """The broker refused CONNECT; args[0] is the MQTT return code (5: not authorised)."""
+
+    def code(self):
+        return self.args[0] if self.args else None
