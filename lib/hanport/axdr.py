@@ -1,0 +1,172 @@
+"""A-XDR reader for DLMS data-notification bodies (IEC 62056-6-2).
+
+A cursor over a buffer: each read checks the bound and raises
+DecodeError("axdr") instead of running off the end. Integers are decoded
+with arithmetic, not int.from_bytes (MicroPython ignores its signed flag).
+"""
+
+# A-XDR tags
+NULL = 0x00
+ARRAY = 0x01
+STRUCTURE = 0x02
+BOOLEAN = 0x03
+OCTET_STRING = 0x09
+VISIBLE_STRING = 0x0A
+UTF8_STRING = 0x0C
+ENUM = 0x16
+
+# tag -> (bytes, signed)
+_INTEGERS = {
+    0x05: (4, True),   # int32
+    0x06: (4, False),  # uint32
+    0x0F: (1, True),   # int8
+    0x10: (2, True),   # int16
+    0x11: (1, False),  # uint8
+    0x12: (2, False),  # uint16
+    0x14: (8, True),   # int64
+    0x15: (8, False),  # uint64
+    0x16: (1, False),  # enum
+}
+
+
+class DecodeError(Exception):
+    """args[0] names what was wrong: axdr, apdu, encrypted, unknown_list, ..."""
+
+
+class Octets:
+    """An octet-string: where it lies in the buffer, read on demand."""
+
+    def __init__(self, buf, start, length):
+        self.buf = buf
+        self.start = start
+        self.length = length
+
+
+class Reader:
+    def __init__(self, buf, pos=0, end=-1):
+        self.buf = buf
+        self.p = pos
+        self.end = len(buf) if end < 0 else end
+
+    def at_end(self):
+        return self.p >= self.end
+
+    def u8(self):
+        p = self.p
+        if p >= self.end:
+            raise DecodeError("axdr")
+        self.p = p + 1
+        return self.buf[p]
+
+    def peek(self, offset=0):
+        p = self.p + offset
+        if p >= self.end:
+            raise DecodeError("axdr")
+        return self.buf[p]
+
+    def skip(self, n):
+        if self.p + n > self.end:
+            raise DecodeError("axdr")
+        self.p += n
+
+    def uint(self, n):
+        if self.p + n > self.end:
+            raise DecodeError("axdr")
+        buf = self.buf
+        v = 0
+        for i in range(self.p, self.p + n):
+            v = (v << 8) | buf[i]
+        self.p += n
+        return v
+
+    def length(self):
+        """A length or count: one byte, or 0x81/0x82 and then 1 or 2 bytes."""
+        n = self.u8()
+        if n < 0x80:
+            return n
+        if n == 0x81:
+            return self.u8()
+        if n == 0x82:
+            return self.uint(2)
+        raise DecodeError("axdr")
+
+    def expect(self, tag):
+        """Read a compound tag and its count."""
+        if self.u8() != tag:
+            raise DecodeError("axdr")
+        return self.length()
+
+    def value(self):
+        """One scalar value: int, str, bool, None or Octets.
+
+        Arrays and structures are the caller's to walk. Floats are refused:
+        nothing on the path to MQTT may be a float.
+        """
+        tag = self.u8()
+        spec = _INTEGERS.get(tag)
+        if spec is not None:
+            n, signed = spec
+            v = self.uint(n)
+            if signed and v >= 1 << (8 * n - 1):
+                v -= 1 << (8 * n)
+            return v
+        if tag == OCTET_STRING:
+            n = self.length()
+            start = self.p
+            self.skip(n)
+            return Octets(self.buf, start, n)
+        if tag == VISIBLE_STRING or tag == UTF8_STRING:
+            n = self.length()
+            start = self.p
+            self.skip(n)
+            return text(self.buf, start, n)
+        if tag == NULL:
+            return None
+        if tag == BOOLEAN:
+            return self.u8() != 0
+        raise DecodeError("axdr")
+
+
+def text(buf, start, n):
+    """Printable ASCII as text; anything else as hex (meters put ids in octet-strings)."""
+    for i in range(start, start + n):
+        c = buf[i]
+        if c < 0x20 or c > 0x7E:
+            return hex_text(buf, start, n)
+    return bytes(buf[start:start + n]).decode()
+
+
+_HEX = "0123456789abcdef"
+
+
+def hex_text(buf, start, n):
+    out = []
+    for i in range(start, start + n):
+        c = buf[i]
+        out.append(_HEX[c >> 4])
+        out.append(_HEX[c & 15])
+    return "".join(out)
+
+
+def datetime_text(buf, p):
+    """The 12-byte COSEM date-time at p as YYYY-MM-DDTHH:MM:SS, or None if unspecified.
+
+    Deviation and clock status are ignored; the meters send local time.
+    """
+    year = (buf[p] << 8) | buf[p + 1]
+    month = buf[p + 2]
+    day = buf[p + 3]
+    hour = buf[p + 5]
+    minute = buf[p + 6]
+    second = buf[p + 7]
+    if year == 0xFFFF or not 1 <= month <= 12 or not 1 <= day <= 31:
+        return None
+    if hour > 23 or minute > 59:
+        return None
+    if second > 59:
+        second = 0  # 0xFF: not specified
+    return "%04d-%02d-%02dT%02d:%02d:%02d" % (year, month, day, hour, minute, second)
+
+
+def obis_text(buf, p):
+    return "%d-%d:%d.%d.%d.%d" % (buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4], buf[p + 5])

@@ -1,0 +1,32 @@
+"""Turning A-XDR values into reading items, shared by the meter layouts."""
+from hanport.axdr import Octets, datetime_text, text
+
+CLOCK_KEY = 0x010000  # C.D.E = 1.0.0: the meter clock
+
+
+def key(buf, p):
+    """OBIS C.D.E as one small int: a dict key that allocates nothing."""
+    return (buf[p + 2] << 16) | (buf[p + 3] << 8) | buf[p + 4]
+
+
+def make(obis, value, scaler, unit, clock=False):
+    """(obis, value, scaler, unit), or None for null-data (padding)."""
+    if value is None:
+        return None
+    if isinstance(value, Octets):
+        buf = value.buf
+        start = value.start
+        n = value.length
+        if n == 12 and (clock or _binary(buf, start, n)):
+            return (obis, datetime_text(buf, start), None, None)
+        return (obis, text(buf, start, n), None, None)
+    if isinstance(value, str) or isinstance(value, bool):
+        return (obis, value, None, None)
+    return (obis, value, scaler or 0, unit)
+
+
+def _binary(buf, start, n):
+    for i in range(start, start + n):
+        if buf[i] < 0x20 or buf[i] > 0x7E:
+            return True
+    return False
