@@ -1,0 +1,123 @@
+"""What the dongle tells about itself on <base>/diag, and the words for it.
+
+A closed HAN port looks exactly like a dead dongle (silence), so the meter
+state is spelled out: the user reads "no data from the meter for N s" and
+knows to ask the grid company, instead of reflashing the dongle.
+"""
+from hanport.reading import json_string
+
+SILENT_S = 30  # Aidon pushes every 2.5 s, Kamstrup every 10 s: 30 s is 3+ missed pushes
+
+# MQTT 3.1.1 CONNACK return codes.
+REFUSED = {
+    1: "unacceptable_protocol",
+    2: "identifier_rejected",
+    3: "server_unavailable",
+    4: "bad_credentials",
+    5: "not_authorised",
+}
+
+# errno values that are the same on the ESP32 (lwIP) and on Linux; 110 and
+# 116 are ETIMEDOUT on Linux and on the ESP32.
+_ERRNO = {
+    32: "broken_pipe",
+    104: "connection_reset",
+    110: "timed_out",
+    111: "connection_refused",
+    116: "timed_out",
+    118: "host_unreachable",
+}
+
+
+def refused_text(code):
+    return REFUSED.get(code, "refused_" + str(code))
+
+
+def error_text(e):
+    """Short readable name of an exception from the network or the client."""
+    if isinstance(e, OSError):
+        n = e.args[0] if e.args else None
+        if isinstance(n, int):
+            return _ERRNO.get(n, "os_error_" + str(n))
+        if n and "timed out" in str(n):
+            return "timed_out"
+        return "os_error"
+    return "error_" + type(e).__name__
+
+
+def meter_state(up_s, last_byte_s, last_frame_s):
+    """(state, seconds, message or None) from uptimes in seconds (None: never).
+
+    waiting: nothing yet, shortly after boot; silent: no byte for SILENT_S;
+    no_frames: bytes arrive but none form a valid frame; ok.
+    """
+    if last_byte_s is None:
+        quiet = up_s
+        if quiet < SILENT_S:
+            return "waiting", quiet, None
+        return "silent", quiet, (
+            "no data from the meter for {} s - the HAN port may not be opened "
+            "by the grid company yet".format(quiet)
+        )
+    quiet = up_s - last_byte_s
+    if quiet >= SILENT_S:
+        return "silent", quiet, (
+            "no data from the meter for {} s - check the cable; some meters stop "
+            "pushing until the grid company resets them".format(quiet)
+        )
+    since = up_s if last_frame_s is None else up_s - last_frame_s
+    if since >= SILENT_S:
+        return "no_frames", quiet, (
+            "bytes from the meter but no valid frame for {} s - check the parity "
+            "(Aidon 8E1, Kaifa and Kamstrup 8N1) and the M-Bus adapter".format(since)
+        )
+    return "ok", quiet, None
+
+
+def counters_json(d):
+    """A dict of counters as a JSON object with sorted keys."""
+    out = []
+    for k in sorted(d):
+        out.append(json_string(k) + ":" + str(d[k]))
+    return "{" + ",".join(out) + "}"
+
+
+def payload(app):
+    """The <base>/diag JSON bytes (fixed key order; see docs/mqtt.md)."""
+    state, quiet, msg = meter_state(app.up_s, app.last_byte_s, app.last_frame_s)
+    link = app.link
+    system = app.system
+    out = [
+        '{"uptime_s":', str(app.up_s),
+        ',"reset_cause":', _text(app.reset_cause),
+        ',"free_heap":', _num(system.free_heap()),
+        ',"link":', _text(link.state()),
+        ',"rssi":', _num(link.rssi()),
+        ',"mqtt":', _text(app.mqtt_state),
+        ',"connects":', str(app.connects),
+        ',"connect_failures":', str(app.connect_failures),
+        ',"disconnects":', str(app.disconnects),
+        ',"last_connect_error":', _text(app.last_connect_error),
+        ',"meter":', _text(state),
+        ',"meter_silent_s":', str(quiet),
+        ',"meter_msg":', _text(msg),
+        ',"bytes":', str(app.bytes_in),
+        ',"frames":', str(app.deframer.frames),
+        ',"readings":', str(app.readings),
+        ',"published":', str(app.published),
+        ',"queued":', str(len(app.outbox)),
+        ',"dropped":', str(app.outbox.dropped),
+        ',"hdlc_errors":', counters_json(app.deframer.errors),
+        ',"decode_errors":', counters_json(app.decoder.errors),
+        ',"errors":', counters_json(app.errors),
+        "}",
+    ]
+    return "".join(out).encode()
+
+
+def _text(s):
+    return "null" if s is None else json_string(s)
+
+
+def _num(n):
+    return "null" if n is None else str(n)
