@@ -75,7 +75,7 @@ def raw_stream(f):
     def on_frame(apdu, frame):
         count[0] += 1
         reading = decoder.decode(apdu)
-        print(frame_json("frame %d" % count[0], reading, decoder.last_error if reading is None else None))
+        print(frame_json("frame %d" % count[0], reading, decoder.last_error))
 
     deframer = Deframer(on_frame, MAX_FRAME, MAX_FRAME)
     chunk = bytearray(256)

@@ -78,7 +78,10 @@ def _pairs_follow(r):
 
 
 class Decoder:
-    """decode() with named error counters, for a stream that must go on."""
+    """decode() with named error counters, for a stream that must go on.
+
+    last_error names what was wrong with the last APDU (None if it decoded).
+    """
 
     def __init__(self):
         self.errors = {}
@@ -96,6 +99,7 @@ class Decoder:
             name = "axdr"  # a malformed body that slipped past the bound checks
         else:
             self.readings += 1
+            self.last_error = None
             return reading
         self.errors[name] += 1
         self.last_error = name

@@ -87,18 +87,27 @@ class Deframer:
                 self._scan()
 
     def end(self):
-        """The stream stopped (or went idle): drop what is incomplete."""
-        n = self.n
-        if n > 1 or (n == 1 and self.buf[0] != FLAG):  # a lone flag is just a closing one
-            if self.buf[0] == FLAG:
-                self._error("short")
-            else:
-                self.errors["garbage"] += n
+        """The stream stopped (or went idle): drop what cannot complete.
+
+        A frame cut short may hide good frames behind it (they sat in the
+        buffer while it waited for its claimed length), so after dropping it
+        the rest is scanned again.
+        """
+        buf = self.buf
+        while self.n > 1 or (self.n == 1 and buf[0] != FLAG):  # a lone flag is a closing one
+            self._scan()
+            n = self.n
+            if n == 0 or (n == 1 and buf[0] == FLAG):
+                break
+            self._error("short")  # after a scan, what is left starts with a flag
+            for j in range(n - 1):
+                buf[j] = buf[j + 1]
+            self.n = n - 1
         self.n = 0
+        self.need = 3
         if self.apdu_len:
             self.apdu_len = 0
             self._error("segmented")
-        self.need = 3
 
     def _error(self, name):
         self.errors[name] += 1
