@@ -1,0 +1,426 @@
+"""The PC's parts for hanport.app.run: clock, link, storage, MQTT client, byte sources.
+
+CPython only. The loop is the firmware's own; only what the ESP32 gets from
+machine/network is replaced here (see lib/hanport/ports.py for the shapes).
+"""
+import errno
+import os
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if os.path.join(ROOT, "lib") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "lib"))
+
+from hanport.ports import BrokerRefused  # noqa: E402
+
+BAUD = 2400
+BITS_PER_BYTE = 11  # start + 8 data + parity + stop (8E1)
+SLOT_MS = 2500  # Aidon pushes a list every 2.5 s
+LIST2_EVERY = 4  # every 4th slot carries List 2 instead of List 1 (10 s)
+HOURLY_AT_S = 10  # Aidon sends List 3 at about XX:00:10
+
+
+# -- machine ----------------------------------------------------------------
+
+class PcClock:
+    def ticks_ms(self):
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(self, a, b):
+        return a - b
+
+    def sleep_ms(self, ms):
+        time.sleep(ms / 1000)
+
+    def time(self):
+        return int(time.time())
+
+
+class PcLink:
+    """A PC's network is up or the OS deals with it."""
+
+    def poll(self):
+        return True
+
+    def state(self):
+        return "pc"
+
+    def rssi(self):
+        return None
+
+
+class PcStorage:
+    """Named blobs as files in a directory; in memory when dir is None."""
+
+    def __init__(self, directory=None):
+        self.dir = directory
+        self.mem = {}
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+
+    def read(self, name):
+        if not self.dir:
+            return self.mem.get(name)
+        try:
+            with open(os.path.join(self.dir, name), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name, data):
+        if not self.dir:
+            self.mem[name] = bytes(data)
+            return
+        path = os.path.join(self.dir, name)
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)  # atomic: a crash leaves the old blob
+
+
+class PcWatchdog:
+    def feed(self):
+        pass
+
+
+class PcSystem:
+    def free_heap(self):
+        return None  # meaningless on a PC
+
+    def reset_cause(self):
+        return "pc_start"
+
+
+# -- MQTT -------------------------------------------------------------------
+
+# paho 2 reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason names.
+_CONNACK = {
+    "Unsupported protocol version": 1,
+    "Client identifier not valid": 2,
+    "Server unavailable": 3,
+    "Bad user name or password": 4,
+    "Not authorized": 5,
+}
+
+
+class PahoClient:
+    """hanport.ports.MqttClient on paho-mqtt 2.x, driven without a thread.
+
+    connect() is bounded by timeout; paho's socket is non-blocking after
+    that, so publish and ping never block (unsent bytes wait in paho).
+    """
+
+    def __init__(self, client_id, host, port, user, password, keepalive,
+                 will_topic, will_payload, timeout=5.0):
+        import paho.mqtt.client as mqtt
+
+        self.mqtt = mqtt
+        self.host = host
+        self.port = port
+        self.keepalive = keepalive or 60
+        self.timeout = timeout
+        self.rc = None
+        self.lost = False
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                        protocol=mqtt.MQTTv311)
+        if user:
+            c.username_pw_set(user, password)
+        c.will_set(_text(will_topic), will_payload, qos=0, retain=True)
+        c.connect_timeout = timeout
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        self.c = c
+
+    def _on_connect(self, client, userdata, flags, reason, properties):
+        if not reason.is_failure:
+            self.rc = 0
+        else:
+            self.rc = _CONNACK.get(str(reason), reason.value)
+
+    def _on_disconnect(self, client, userdata, flags, reason, properties):
+        self.lost = True
+
+    def connect(self):
+        deadline = time.monotonic() + self.timeout
+        self.c.connect(self.host, self.port, self.keepalive)  # OSError on failure
+        while self.rc is None:
+            if time.monotonic() > deadline:
+                raise OSError(errno.ETIMEDOUT, "no CONNACK from the broker")
+            if self.c.loop(timeout=0.02) != 0 or self.lost:
+                if self.rc is not None:
+                    break
+                raise OSError(errno.ECONNRESET, "broker closed the connection during CONNECT")
+        if self.rc != 0:
+            raise BrokerRefused(self.rc)
+
+    def _service(self):
+        rc = self.c.loop(timeout=0)
+        if rc != 0 or self.lost:
+            self.lost = True
+            raise OSError(errno.EPIPE, "connection lost ({})".format(self.mqtt.error_string(rc)))
+
+    def publish(self, topic, payload, retain=False, qos=0):
+        if self.lost:
+            raise OSError(errno.EPIPE, "connection lost")
+        info = self.c.publish(_text(topic), bytes(payload), qos, retain)
+        if info.rc != 0:
+            self.lost = True
+            raise OSError(errno.EPIPE, "publish failed ({})".format(self.mqtt.error_string(info.rc)))
+        self._service()
+
+    def ping(self):
+        self._service()
+        send = getattr(self.c, "_send_pingreq", None)
+        if send is not None:
+            send()
+        self._service()
+
+    def disconnect(self):
+        try:
+            if not self.lost:
+                self.c.disconnect()
+        except Exception:
+            pass
+        try:
+            sock = self.c.socket()
+            if sock is not None:
+                sock.close()
+        except Exception:
+            pass
+
+
+def paho_factory(timeout=5.0):
+    def factory(client_id, host, port, user, password, keepalive, will_topic, will_payload):
+        return PahoClient(client_id, host, port, user, password, keepalive,
+                          will_topic, will_payload, timeout)
+    return factory
+
+
+def _text(topic):
+    return topic.decode() if isinstance(topic, (bytes, bytearray)) else topic
+
+
+# -- byte sources -----------------------------------------------------------
+
+class SerialSource:
+    """A USB serial adapter on the HAN port's M-Bus transceiver."""
+
+    PARITY = {"E": "E", "N": "N", "O": "O"}
+
+    def __init__(self, port, baud=BAUD, parity="E"):
+        import serial
+
+        self.s = serial.Serial(port, baud, bytesize=8, parity=self.PARITY[parity.upper()],
+                               stopbits=1, timeout=0)  # timeout 0: never blocks
+
+    def readinto(self, buf):
+        waiting = self.s.in_waiting
+        if not waiting:
+            return None
+        return self.s.readinto(memoryview(buf)[:min(waiting, len(buf))])
+
+    def close(self):
+        self.s.close()
+
+
+def read_capture(path):
+    """Frames of a capture: hex lines ("label<TAB>hex" or "hex", '#' comments) or
+    a raw binary stream (split into frames at their HDLC length fields).
+    Returns [(label, bytes)]; a raw file gives its stream as one element
+    when it has no recognisable frames."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("ascii")
+        frames = _hex_lines(text)
+        if frames:
+            return frames
+    except (UnicodeDecodeError, ValueError):
+        pass
+    return split_frames(data) or [("stream", data)]
+
+
+def _hex_lines(text):
+    frames = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        label = "line{}".format(n)
+        if "\t" in line:
+            label, line = line.rsplit("\t", 1)
+        frames.append((label.strip(), bytes.fromhex(line.replace(" ", ""))))
+    return frames
+
+
+def split_frames(data):
+    """Cut a raw capture at frame boundaries (good frames only) with the firmware's deframer."""
+    from hanport.hdlc import Deframer
+
+    out = []
+    d = Deframer(lambda apdu, frame: out.append(("frame{}".format(len(out)), bytes(frame))))
+    d.feed(data, len(data))
+    d.end()
+    return out
+
+
+def list_of(frame):
+    """Which list a frame carries (1, 2, 3) or None if it does not decode."""
+    from hanport.decode import Decoder
+    from hanport.hdlc import Deframer
+
+    got = []
+    dec = Decoder()
+    d = Deframer(lambda apdu, fr: got.append(dec.decode(apdu)))
+    d.feed(frame, len(frame))
+    d.end()
+    return got[0].list if got and got[0] is not None else None
+
+
+def meter_program(frames, first_hour_ms):
+    """Endless (time_ms, label, frame) as an Aidon meter sends them: a slot every
+    2.5 s with List 1, List 2 in every 4th slot, List 3 in the first List 2
+    slot after each hour (first one first_hour_ms from the start; then hourly).
+    Frames that do not decode (damaged captures) take a List 1 slot every
+    40 slots (100 s). Each kind cycles through its frames in file order."""
+    kinds = {1: [], 2: [], 3: [], None: []}
+    for label, frame in frames:
+        kinds.get(list_of(frame), kinds[None]).append((label, frame))
+    if not kinds[2] and kinds[3]:
+        kinds[2] = kinds[3]  # a corpus of hourly lists only: send them every 10 s
+    nxt = {1: 0, 2: 0, 3: 0, None: 0}
+    hour_ms = first_hour_ms
+    k = 0
+    while True:
+        t = k * SLOT_MS
+        kind = None
+        if k % LIST2_EVERY == LIST2_EVERY - 1:
+            if kinds[3] and t >= hour_ms:
+                kind = 3
+                while hour_ms <= t:
+                    hour_ms += 3600 * 1000
+            elif kinds[2]:
+                kind = 2
+        elif kinds[None] and k % 40 == 20:
+            kind = None
+        elif kinds[1]:
+            kind = 1
+        else:
+            kind = "skip"
+        if kind != "skip" and kinds[kind]:
+            group = kinds[kind]
+            label, frame = group[nxt[kind] % len(group)]
+            nxt[kind] += 1
+            yield t, label, frame
+        k += 1
+
+
+def ms_to_next_hourly(now=None):
+    """From now to the next XX:00:10 local time, in ms: when a real Aidon sends List 3."""
+    now = time.time() if now is None else now
+    lt = time.localtime(now)
+    into_hour = lt.tm_min * 60 + lt.tm_sec + (now % 1)
+    left = HOURLY_AT_S - into_hour
+    if left < 0:
+        left += 3600
+    return int(left * 1000)
+
+
+class ReplaySource:
+    """Replays a capture.
+
+    fast: the frames back to back, as fast as the loop reads (ends when done).
+    realtime: the meter's schedule (meter_program) with bytes paced at 2400
+    baud, 11 bits a byte; runs until stopped. on_frame_end(label, t) is called
+    when the last byte of a frame is handed to the loop (latency bench).
+    """
+
+    def __init__(self, frames, realtime=False, first_hour_ms=None, on_frame_end=None,
+                 start_delay_ms=500, ready=None):
+        self.realtime = realtime
+        self.on_frame_end = on_frame_end
+        # fast: ready() false holds bytes back (the loop's outbox is bounded and
+        # would drop what a fast replay outruns)
+        self.ready = ready
+        self.frames_sent = 0
+        self.lock = threading.Lock()
+        if realtime:
+            if first_hour_ms is None:
+                first_hour_ms = ms_to_next_hourly()
+            self.program = meter_program(frames, first_hour_ms)
+            self.t0 = time.monotonic() + start_delay_ms / 1000
+            self._next()
+        else:
+            self.stream = b"".join(f for _, f in frames)
+            self.ends = []
+            total = 0
+            for label, f in frames:
+                total += len(f)
+                self.ends.append((total, label))
+            self.pos = 0
+
+    def done(self):
+        return not self.realtime and self.pos >= len(self.stream)
+
+    def _next(self):
+        t, self.label, self.frame = next(self.program)
+        self.frame_t = self.t0 + t / 1000
+        self.pos = 0
+
+    def readinto(self, buf):
+        if not self.realtime:
+            return self._fast(buf)
+        now = time.monotonic()
+        if now < self.frame_t:
+            return None
+        due = int((now - self.frame_t) * BAUD / BITS_PER_BYTE) + 1
+        n = min(due, len(self.frame)) - self.pos
+        if n <= 0:
+            return None
+        n = min(n, len(buf))
+        buf[:n] = self.frame[self.pos:self.pos + n]
+        self.pos += n
+        if self.pos >= len(self.frame):
+            self.frames_sent += 1
+            if self.on_frame_end:
+                self.on_frame_end(self.label, time.monotonic())
+            self._next()
+        return n
+
+    def _fast(self, buf):
+        left = len(self.stream) - self.pos
+        if left <= 0 or (self.ready is not None and not self.ready()):
+            return None
+        n = min(left, len(buf))
+        buf[:n] = self.stream[self.pos:self.pos + n]
+        self.pos += n
+        while self.ends and self.ends[0][0] <= self.pos:
+            self.frames_sent += 1
+            label = self.ends.pop(0)[1]
+            if self.on_frame_end:
+                self.on_frame_end(label, time.monotonic())
+        return n
+
+
+def make_config(broker_host, broker_port, name="hanport-pc", user="", password="",
+                base_topic="", raw_frames=False, diag_interval_s=60, keepalive=60):
+    """A config dict for the loop, through the firmware's own defaults and derivations."""
+    import json
+
+    from hanport import config
+
+    return config.load(json.dumps({
+        "device": {"name": name},
+        "mqtt": {"host": broker_host, "port": broker_port, "user": user, "password": password,
+                 "base_topic": base_topic, "raw_frames": raw_frames, "keepalive": keepalive},
+        "diag_interval_s": diag_interval_s,
+    }))
+
+
+def parse_hostport(text, default_port=1883):
+    host, _, port = text.rpartition(":")
+    if not host:
+        return text, default_port
+    return host, int(port)
