@@ -4,17 +4,9 @@ Under MicroPython (the official WebAssembly build) the tests also measure
 that filling the ring, and the whole UART IRQ handler path, allocate nothing:
 a soft IRQ handler that feeds the garbage collector stalls the loop.
 """
-import os
-import sys
-
-import pytest
 from hypothesis import given, strategies as st
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "lib"))
-
-from hanport.ring import Ring  # noqa: E402
+from hanport.ring import Ring
 
 
 def drain(ring, size=7):
@@ -100,7 +92,14 @@ def test_ring_behaves_like_a_bounded_fifo(ops):
 
 # -- the same under MicroPython --------------------------------------------
 
-mpy = pytest.importorskip("mpy", reason="host_tests/mpy.py (the MicroPython runner) not present")
+def run_script(mpy, tmp_path, text, files=()):
+    script = tmp_path / "script.py"
+    script.write_text(text)
+    p = mpy(script, files=files)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    return out
+
 
 RING_SCRIPT = r"""
 import gc
@@ -150,10 +149,8 @@ print("readinto alloc", measure(empty))
 """
 
 
-def test_ring_under_micropython():
-    p = mpy.run_mpy(RING_SCRIPT)
-    assert p.returncode == 0, p.stdout + p.stderr
-    out = p.stdout
+def test_ring_under_micropython(mpy, tmp_path):
+    out = run_script(mpy, tmp_path, RING_SCRIPT)
     for line in ("bytewise ok", "wrap ok", "overflow ok", "put_from alloc 0", "readinto alloc 0"):
         assert line in out, out
 
@@ -239,12 +236,10 @@ print("busy ok")
 """
 
 
-def test_uart_irq_handler_under_micropython():
-    p = mpy.run_mpy(UART_SCRIPT, files=(
-        os.path.join(ROOT, "firmware", "__init__.py") + ":/lib/firmware/__init__.py",
-        os.path.join(ROOT, "firmware", "uart_source.py") + ":/lib/firmware/uart_source.py",
-    ))
-    assert p.returncode == 0, p.stdout + p.stderr
-    out = p.stdout
+def test_uart_irq_handler_under_micropython(mpy, tmp_path):
+    out = run_script(mpy, tmp_path, UART_SCRIPT, files=[
+        ("firmware/__init__.py", "/lib/firmware/__init__.py"),
+        ("firmware/uart_source.py", "/lib/firmware/uart_source.py"),
+    ])
     for line in ("handler alloc 0", "order ok", "errors counted 2", "loop drains ok", "busy ok"):
         assert line in out, out

@@ -1,0 +1,1 @@
+# The ESP32 side of hanport: device objects for the shapes in hanport.ports.

@@ -1,0 +1,120 @@
+"""Wi-Fi station as a Link (see hanport.ports): non-blocking, with backoff.
+
+The ESP-IDF driver retries forever by default, transmitting all the while;
+on HAN-port power that can brown the dongle out. So the driver gets a few
+retries of its own (config reconnects) and then this module decides when to
+try again: exponential backoff, capped, with jitter.
+"""
+import network
+
+try:
+    from random import getrandbits
+except ImportError:  # some tiny ports lack random
+    def getrandbits(_bits):
+        return 0
+
+# wlan.status() codes on the ESP32 port (ESP-IDF reasons above 199).
+STATES = {
+    1000: "idle",
+    1001: "connecting",
+    1010: "got_ip",
+    200: "beacon_timeout",
+    201: "no_ap_found",
+    202: "wrong_password",
+    203: "assoc_failed",
+    204: "handshake_timeout",
+    205: "connection_failed",
+    2: "auth_expired",
+    4: "assoc_expired",
+    8: "assoc_leave",
+    15: "handshake_timeout",
+}
+CONNECTING = 1001
+
+PM = {"none": "PM_NONE", "performance": "PM_PERFORMANCE", "powersave": "PM_POWERSAVE"}
+
+DRIVER_RECONNECTS = 3
+BACKOFF_FIRST_MS = 2000
+BACKOFF_CAP_MS = 120000
+ATTEMPT_MS = 30000  # give up on a connect that is still "connecting" after this
+
+
+class WiFi:
+    def __init__(self, ssid, password, hostname, clock, pm="performance"):
+        self._ssid = ssid
+        self._key = password  # never printed: not in any message or repr
+        self._clock = clock
+        network.hostname(hostname)  # must precede active(True)
+        WLAN = network.WLAN
+        self._wlan = wlan = WLAN(WLAN.IF_STA)
+        wlan.active(True)
+        wlan.config(pm=getattr(WLAN, PM[pm]), reconnects=DRIVER_RECONNECTS)
+        self._up = False
+        self._fails = 0  # failed attempts since the link was last up
+        self._started = None  # ticks when the current attempt started
+        self._since = clock.ticks_ms()  # the wait before the next attempt starts here
+        self._wait = 0
+        self.attempts = 0
+
+    def __repr__(self):
+        return "<WiFi %s %s>" % (self._ssid, self.state())
+
+    def poll(self):
+        wlan = self._wlan
+        if wlan.isconnected():
+            self._up = True
+            self._fails = 0
+            self._started = None
+            return True
+        clock = self._clock
+        now = clock.ticks_ms()
+        if self._up:
+            # Just dropped: the driver is already retrying (config reconnects).
+            self._up = False
+            self._started = now
+        if self._started is not None:
+            if (wlan.status() == CONNECTING
+                    and clock.ticks_diff(now, self._started) < ATTEMPT_MS):
+                return False
+            # This attempt failed or hangs: wait before the next one.
+            self._started = None
+            self._fails += 1
+            self._since = now
+            self._wait = self.backoff_ms(self._fails)
+        if clock.ticks_diff(now, self._since) >= self._wait:
+            self._start(now)
+        return False
+
+    def _start(self, now):
+        self.attempts += 1
+        self._started = now
+        try:
+            if self._wlan.status() != 1000:
+                self._wlan.disconnect()  # connect() while connecting raises on the ESP32
+            self._wlan.connect(self._ssid, self._key)
+        except OSError:
+            pass  # counted as a failed attempt by the next poll()
+
+    def backoff_ms(self, fails):
+        """Delay after `fails` failed attempts: doubling, capped, minus up to half as jitter."""
+        delay = BACKOFF_FIRST_MS
+        for _ in range(fails - 1):
+            delay *= 2
+            if delay >= BACKOFF_CAP_MS:
+                delay = BACKOFF_CAP_MS
+                break
+        # Jitter so that dongles rebooted together do not retry in step.
+        return delay - (delay // 2) * getrandbits(8) // 256
+
+    def state(self):
+        wlan = self._wlan
+        if not wlan.active():
+            return "inactive"
+        st = wlan.status()
+        return STATES.get(st, "status_%d" % st)
+
+    def rssi(self):
+        try:
+            return self._wlan.status("rssi")
+        except OSError:  # not connected
+            return None
