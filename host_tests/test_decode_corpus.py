@@ -65,3 +65,16 @@ def test_every_number_is_an_int_with_a_scaler_never_a_float():
 )
 def test_decimal_text_is_exact(value, scaler, text):
     assert decimal_text(value, scaler) == text
+
+
+def test_the_cpython_crc_agrees_with_the_table_the_device_uses():
+    import random
+
+    from hanport.crc16 import crc16_table
+
+    rng = random.Random(1)
+    assert crc16_table(b"123456789") == 0x906E
+    for size in list(range(0, 40)) + [377, 2047]:
+        data = bytes(rng.randrange(256) for _ in range(size))
+        assert crc16(data) == crc16_table(data)
+        assert crc16(bytearray(data), 1, max(1, size - 2)) == crc16_table(data, 1, max(1, size - 2))

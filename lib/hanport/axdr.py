@@ -13,20 +13,14 @@ BOOLEAN = 0x03
 OCTET_STRING = 0x09
 VISIBLE_STRING = 0x0A
 UTF8_STRING = 0x0C
+INT8 = 0x0F
 ENUM = 0x16
 
-# tag -> (bytes, signed)
-_INTEGERS = {
-    0x05: (4, True),   # int32
-    0x06: (4, False),  # uint32
-    0x0F: (1, True),   # int8
-    0x10: (2, True),   # int16
-    0x11: (1, False),  # uint8
-    0x12: (2, False),  # uint16
-    0x14: (8, True),   # int64
-    0x15: (8, False),  # uint64
-    0x16: (1, False),  # enum
-}
+# Size in bytes of the integer types, indexed by tag: int32 (05), uint32 (06),
+# int8 (0F), int16 (10), uint8 (11), uint16 (12), int64 (14), uint64 (15),
+# enum (16). Zero: not a fixed-size integer.
+_SIZES = b"\x00\x00\x00\x00\x00\x04\x04\x00\x00\x00\x00\x00\x00\x00\x00\x01\x02\x01\x02\x00\x08\x08\x01"
+_SIGNED = (0x05, 0x0F, 0x10, 0x14)
 
 
 class DecodeError(Exception):
@@ -102,24 +96,35 @@ class Reader:
         Arrays and structures are the caller's to walk. Floats are refused:
         nothing on the path to MQTT may be a float.
         """
-        tag = self.u8()
-        spec = _INTEGERS.get(tag)
-        if spec is not None:
-            n, signed = spec
-            v = self.uint(n)
-            if signed and v >= 1 << (8 * n - 1):
-                v -= 1 << (8 * n)
+        buf = self.buf
+        p = self.p
+        if p >= self.end:
+            raise DecodeError("axdr")
+        tag = buf[p]
+        # The fixed-size integers, inlined: they are most of every list.
+        size = _SIZES[tag] if tag < 0x17 else 0
+        if size:
+            q = p + 1 + size
+            if q > self.end:
+                raise DecodeError("axdr")
+            v = 0
+            for i in range(p + 1, q):
+                v = (v << 8) | buf[i]
+            self.p = q
+            if tag in _SIGNED and v >= 1 << (8 * size - 1):
+                v -= 1 << (8 * size)
             return v
+        self.p = p + 1
         if tag == OCTET_STRING:
             n = self.length()
             start = self.p
             self.skip(n)
-            return Octets(self.buf, start, n)
+            return Octets(buf, start, n)
         if tag == VISIBLE_STRING or tag == UTF8_STRING:
             n = self.length()
             start = self.p
             self.skip(n)
-            return text(self.buf, start, n)
+            return text(buf, start, n)
         if tag == NULL:
             return None
         if tag == BOOLEAN:
@@ -169,4 +174,5 @@ def datetime_text(buf, p):
 
 
 def obis_text(buf, p):
+    """The 6-byte OBIS code at p as text, e.g. "1-0:1.7.0.255"."""
     return "%d-%d:%d.%d.%d.%d" % (buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4], buf[p + 5])

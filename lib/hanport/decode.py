@@ -14,7 +14,6 @@ from hanport.axdr import (
     Reader,
     datetime_text,
 )
-from hanport import obis_array, kaifa, kamstrup
 
 DATA_NOTIFICATION = 0x0F
 # Ciphered APDUs: general-glo-ciphering, general-ded-ciphering.
@@ -33,16 +32,18 @@ def decode(apdu):
         raise DecodeError("apdu")
     r.skip(4)  # long-invoke-id-and-priority
     apdu_time = _header_time(r)
+    # Each layout is imported when first seen: a dongle holds only the one
+    # its meter uses in RAM.
     tag = r.peek()
     if tag == ARRAY:
-        reading = obis_array.decode(r)
+        from hanport import obis_array as layout
+    elif tag == STRUCTURE and _pairs_follow(r):
+        from hanport import kamstrup as layout
     elif tag == STRUCTURE:
-        if _pairs_follow(r):
-            reading = kamstrup.decode(r)
-        else:
-            reading = kaifa.decode(r)
+        from hanport import kaifa as layout
     else:
         raise DecodeError("unknown_list")
+    reading = layout.decode(r)
     if not r.at_end():
         raise DecodeError("axdr")
     reading.apdu_time = apdu_time

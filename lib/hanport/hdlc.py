@@ -10,9 +10,15 @@ frame is never lost.
 The buffers are allocated once. Feeding copies bytes with index loops, which
 allocate nothing on MicroPython (slicing would allocate ~48 bytes each time).
 """
+import sys
+
 from hanport.crc16 import crc16
 
 FLAG = 0x7E
+
+# CPython copies a slice in C; MicroPython would allocate for the slice,
+# so there an index loop copies instead (it allocates nothing).
+_SLICE_COPY = sys.implementation.name != "micropython"
 
 # Every way a byte or frame can be rejected; each has its own counter.
 ERRORS = (
@@ -78,9 +84,13 @@ class Deframer:
                 self.n = 0
                 self.need = 3
                 continue
-            for j in range(i, i + k):
-                buf[w] = data[j]
-                w += 1
+            if _SLICE_COPY:
+                buf[w:w + k] = data[i:i + k]
+                w += k
+            else:
+                for j in range(i, i + k):
+                    buf[w] = data[j]
+                    w += 1
             self.n = w
             i += k
             if w >= self.need:

@@ -3,43 +3,41 @@
 No scalers are sent: currents are in mA, voltages in 0.1 V, power in W and
 var, energy in Wh and varh. The OBIS codes are those Aidon uses (B = 0).
 """
-from hanport.axdr import STRUCTURE, DecodeError
-from hanport.reading import Reading
+from hanport.axdr import STRUCTURE, DecodeError, obis_text
+from hanport.reading import UNITS, Reading
 from hanport import items as _items
 
-_VERSION = ("1-1:0.2.129.255", None, None)
-_ID = ("0-0:96.1.0.255", None, None)
-_TYPE = ("0-0:96.1.7.255", None, None)
-_POWER = (
-    ("1-0:1.7.0.255", 0, "W"),
-    ("1-0:2.7.0.255", 0, "W"),
-    ("1-0:3.7.0.255", 0, "var"),
-    ("1-0:4.7.0.255", 0, "var"),
-)
-_IL1 = ("1-0:31.7.0.255", -3, "A")
-_IL2 = ("1-0:51.7.0.255", -3, "A")
-_IL3 = ("1-0:71.7.0.255", -3, "A")
-_UL1 = ("1-0:32.7.0.255", -1, "V")
-_UL2 = ("1-0:52.7.0.255", -1, "V")
-_UL3 = ("1-0:72.7.0.255", -1, "V")
-_CLOCK = ("0-0:1.0.0.255", None, None)
-_ENERGY = (
-    ("1-0:1.8.0.255", 0, "Wh"),
-    ("1-0:2.8.0.255", 0, "Wh"),
-    ("1-0:3.8.0.255", 0, "varh"),
-    ("1-0:4.8.0.255", 0, "varh"),
+# One 8-byte row per field: OBIS A B C D E F, scaler (signed), DLMS unit.
+# Kept as one bytes object: on the ESP32 a table of tuples and strings
+# costs several kB of heap, this costs 150 bytes.
+_FIELDS = (
+    b"\x01\x01\x00\x02\x81\xff\x00\x00"  # 0 list version
+    b"\x00\x00\x60\x01\x00\xff\x00\x00"  # 1 meter id
+    b"\x00\x00\x60\x01\x07\xff\x00\x00"  # 2 meter type
+    b"\x01\x00\x01\x07\x00\xff\x00\x1b"  # 3 active power import, W
+    b"\x01\x00\x02\x07\x00\xff\x00\x1b"  # 4 active power export, W
+    b"\x01\x00\x03\x07\x00\xff\x00\x1d"  # 5 reactive power import, var
+    b"\x01\x00\x04\x07\x00\xff\x00\x1d"  # 6 reactive power export, var
+    b"\x01\x00\x1f\x07\x00\xff\xfd\x21"  # 7 current L1, mA
+    b"\x01\x00\x33\x07\x00\xff\xfd\x21"  # 8 current L2, mA
+    b"\x01\x00\x47\x07\x00\xff\xfd\x21"  # 9 current L3, mA
+    b"\x01\x00\x20\x07\x00\xff\xff\x23"  # 10 voltage L1, 0.1 V
+    b"\x01\x00\x34\x07\x00\xff\xff\x23"  # 11 voltage L2, 0.1 V
+    b"\x01\x00\x48\x07\x00\xff\xff\x23"  # 12 voltage L3, 0.1 V
+    b"\x00\x00\x01\x00\x00\xff\x00\x00"  # 13 meter clock
+    b"\x01\x00\x01\x08\x00\xff\x00\x1e"  # 14 active energy import, Wh
+    b"\x01\x00\x02\x08\x00\xff\x00\x1e"  # 15 active energy export, Wh
+    b"\x01\x00\x03\x08\x00\xff\x00\x20"  # 16 reactive energy import, varh
+    b"\x01\x00\x04\x08\x00\xff\x00\x20"  # 17 reactive energy export, varh
 )
 
-_ONE_PHASE = (_VERSION, _ID, _TYPE) + _POWER + (_IL1, _UL1)
-_THREE_PHASE = (_VERSION, _ID, _TYPE) + _POWER + (_IL1, _IL2, _IL3, _UL1, _UL2, _UL3)
-
-# element count -> (list number, fields)
+# element count -> (list number, field rows in order)
 LAYOUTS = {
-    1: (1, _POWER[:1]),
-    9: (2, _ONE_PHASE),
-    13: (2, _THREE_PHASE),
-    14: (3, _ONE_PHASE + (_CLOCK,) + _ENERGY),
-    18: (3, _THREE_PHASE + (_CLOCK,) + _ENERGY),
+    1: (1, b"\x03"),
+    9: (2, b"\x00\x01\x02\x03\x04\x05\x06\x07\x0a"),
+    13: (2, b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c"),
+    14: (3, b"\x00\x01\x02\x03\x04\x05\x06\x07\x0a\x0d\x0e\x0f\x10\x11"),
+    18: (3, b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f\x10\x11"),
 }
 
 
@@ -48,10 +46,16 @@ def decode(r):
     layout = LAYOUTS.get(count)
     if layout is None:
         raise DecodeError("unknown_list")
-    list_no, fields = layout
+    list_no, rows = layout
+    spec = _FIELDS
     items = []
-    for obis, scaler, unit in fields:
-        item = _items.make(obis, r.value(), scaler, unit, obis is _CLOCK[0])
+    for row in rows:
+        p = row * 8
+        scaler = spec[p + 6]
+        if scaler > 127:
+            scaler -= 256
+        clock = _items.key(spec, p) == _items.CLOCK_KEY
+        item = _items.make(obis_text(spec, p), r.value(), scaler, UNITS.get(spec[p + 7]), clock)
         if item is not None:
             items.append(item)
     return Reading("kaifa", list_no, None, items)
