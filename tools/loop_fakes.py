@@ -185,26 +185,35 @@ def read_hex(path):
     return frames
 
 
-def transcript(frames, period_ms=2500, raw=False, count=None):
-    """Run the loop over frames with fakes; return the published messages
-    as text lines "topic retain payload" (diag left out: it holds timings)."""
+def transcript(frames, period_ms=2500, raw=False, count=None, trouble=False):
+    """Run the loop over frames with fakes; return the published messages as
+    text lines "topic retain payload". trouble: the broker refuses the password
+    for the first 10 s, is down from 10 s to 40 s, then works (deterministic
+    jitter, so both interpreters must agree on every byte, diag included)."""
     from hanport.app import run
 
     clock = FakeClock(start_ms=1000, epoch=1700000000)
     src = FrameSource(clock, frames, period_ms, count)
     broker = FakeBroker(password="secret")
+    end_ms = 1000 + 100 + (60000 if trouble else 0)
 
     def stop(app):
-        return src.done() and not len(app.outbox) and clock.t > 1000 + 100
+        app.backoff.rand = _half
+        if trouble:
+            broker.password = "other" if clock.t < 11000 else "secret"
+            broker.down = 11000 <= clock.t < 41000
+        return src.done() and not len(app.outbox) and clock.t > end_ms
 
     run(src, clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
-        config(raw=raw), stop=stop, log=_quiet)
+        config(raw=raw, diag_interval_s=10), stop=stop, log=_quiet)
     lines = []
     for topic, payload, retain in broker.messages:
-        if topic.endswith(b"/diag"):
-            continue
         lines.append(topic.decode() + " " + str(int(retain)) + " " + payload.decode())
     return lines
+
+
+def _half(n):
+    return n // 2
 
 
 def _quiet(s):
@@ -212,10 +221,12 @@ def _quiet(s):
 
 
 def main(argv):
-    """loop_fakes.py CAPTURE.hex [raw]: print the transcript (used to compare
+    """loop_fakes.py CAPTURE.hex [raw] [trouble]: print the transcript (used to compare
     MicroPython with CPython)."""
     frames = read_hex(argv[1])
-    for line in transcript(frames, raw=len(argv) > 2 and argv[2] == "raw"):
+    opts = argv[2:]
+    for line in transcript(frames, raw="raw" in opts, trouble="trouble" in opts,
+                           count=len(frames) * 3 if "trouble" in opts else None):
         print(line)
 
 

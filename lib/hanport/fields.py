@@ -52,13 +52,17 @@ def _key(obis):
     return None
 
 
+def lookup(obis):
+    """(name, unit) listed for this OBIS code, or None."""
+    k = _key(obis)
+    return None if k is None else _NAMES.get(k)
+
+
 def name(obis, unit):
     """Field name for an item with this OBIS code and unit (None for text)."""
-    k = _key(obis)
-    if k is not None:
-        entry = _NAMES.get(k)
-        if entry is not None and entry[1] == unit:
-            return entry[0]
+    entry = lookup(obis)
+    if entry is not None and entry[1] == unit:
+        return entry[0]
     return obis
 
 

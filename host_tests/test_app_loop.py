@@ -1,0 +1,210 @@
+"""The main loop with fake hardware and a fake broker, in simulated time."""
+import json
+
+from corpus import raw
+from hanport import app as happ
+from hanport.app import run
+from loop_fakes import (FakeBroker, FakeClock, FakeSystem, FrameSource, MemStorage,
+                        NoWatchdog, UpLink, config)
+
+L1 = raw("aidon_6525_it_list1")
+L2 = raw("aidon_6525_it_list2")
+L3 = raw("aidon_6525_it_list3_a")
+
+
+class Run:
+    """One loop run: fake clock from 0, stopped at until_ms."""
+
+    def __init__(self, frames=(L1,), period_ms=2500, count=None, broker=None, storage=None,
+                 cfg=None, until_ms=60000, source=None, log=None):
+        self.clock = FakeClock(epoch=1700000000)
+        self.source = source or FrameSource(self.clock, list(frames), period_ms, count)
+        self.broker = broker or FakeBroker(password="secret")
+        self.storage = storage or MemStorage()
+        self.logs = []
+        self.attempts = []
+        broker = self.broker
+
+        def factory(*args):
+            self.attempts.append(self.clock.t)
+            return broker.factory(*args)
+
+        self.app = run(self.source, self.clock, UpLink(), factory, self.storage, NoWatchdog(),
+                       FakeSystem(), cfg or config(), stop=lambda a: self.clock.t >= until_ms,
+                       log=log or self.logs.append)
+
+    def on(self, suffix):
+        return [m for m in self.broker.messages if m[0].endswith(suffix)]
+
+    def diags(self):
+        return [json.loads(m[1]) for m in self.on(b"/diag")]
+
+
+def test_one_message_per_frame_and_status_online_then_offline():
+    r = Run(frames=[L1, L1, L2, L3], count=4, until_ms=20000)
+    topics = [m[0] for m in r.broker.messages if not m[0].endswith(b"/diag")]
+    assert topics == [b"han/test/status", b"han/test/list1", b"han/test/list1", b"han/test/list2",
+                      b"han/test/list3", b"han/test/status"]
+    assert r.broker.messages[0][1:] == (b"online", True)
+    assert r.broker.messages[-1][1:] == (b"offline", True)
+    assert r.on(b"/list3")[0][2] is True  # retained: a new subscriber gets the registers
+    assert r.on(b"/list1")[0][2] is False
+
+
+def test_wrong_password_retries_with_growing_gaps_and_says_not_authorised():
+    cfg = config(password="wrong-pass-123")
+    r = Run(cfg=cfg, until_ms=120000, count=1000)
+    gaps = [b - a for a, b in zip(r.attempts, r.attempts[1:])]
+    assert 6 <= len(r.attempts) <= 12, r.attempts
+    assert all(b >= a for a, b in zip(gaps, gaps[1:])), gaps  # jitter never shrinks the wait
+    assert max(gaps) <= 300000
+    assert r.app.mqtt_state == "not_authorised"
+    assert r.app.last_connect_error == "not_authorised"
+    assert r.app.connect_failures == len(r.attempts)
+    diag = json.loads(happ.diag.payload(r.app))
+    assert diag["mqtt"] == "not_authorised" and diag["last_connect_error"] == "not_authorised"
+    assert any("not_authorised" in line for line in r.logs)
+    assert not any("wrong-pass-123" in line for line in r.logs)
+    assert b"wrong-pass-123" not in happ.diag.payload(r.app)
+    assert r.app.readings == 48  # the meter is still read meanwhile
+
+
+def test_broker_outage_keeps_the_hourly_list_and_delivers_it_after_reconnect():
+    broker = FakeBroker(password="secret")
+
+    class Outage(FrameSource):
+        # the broker dies at 5 s and comes back at 100 s
+        def readinto(self, buf):
+            broker.down = 5000 <= self.clock.t < 100000
+            return FrameSource.readinto(self, buf)
+
+    frames = [L3] + [L1] * 39  # one List 3 then 39 List 1: more than the outbox holds
+    clock = FakeClock(epoch=1700000000)
+    src = Outage(clock, frames, 2500, count=40, start_ms=10000)
+    app = run(src, clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
+              config(), stop=lambda a: clock.t >= 130000, log=lambda s: None)
+    list3 = [m for m in broker.messages if m[0].endswith(b"/list3")]
+    assert len(list3) == 1  # sent at 10 s into the outage, delivered after it
+    assert app.disconnects == 1 and app.connects == 2
+    assert app.outbox.dropped > 0 and app.outbox.dropped_hourly == 0
+    assert app.readings == 40
+    assert len(app.outbox) == 0
+
+
+def test_meter_silence_shows_in_diag_and_clears_when_frames_return():
+    clock = FakeClock(epoch=1700000000)
+    first = FrameSource(clock, [L1], 2500, count=4)
+    later = FrameSource(clock, [L1], 2500, count=8, start_ms=90000)
+
+    class Both:
+        def readinto(self, buf):
+            return first.readinto(buf) or later.readinto(buf)
+
+    broker = FakeBroker(password="secret")
+    logs = []
+    run(Both(), clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
+        config(diag_interval_s=10), stop=lambda a: clock.t >= 120000, log=logs.append)
+    diags = [json.loads(m[1]) for m in broker.messages if m[0].endswith(b"/diag")]
+    states = [(d["uptime_s"], d["meter"], d["meter_silent_s"]) for d in diags]
+    silent = [d for d in diags if d["meter"] == "silent"]
+    assert silent, states
+    assert silent[-1]["meter_silent_s"] >= 70
+    assert silent[-1]["meter_msg"].startswith("no data from the meter for ")
+    assert diags[-1]["meter"] == "ok" and diags[-1]["meter_msg"] is None, states
+    assert any(line.startswith("meter: no data from the meter") for line in logs)
+
+
+def test_a_closed_port_from_boot_says_the_grid_company_may_not_have_opened_it():
+    clock = FakeClock()
+    nothing = FrameSource(clock, [L1], count=0)
+    broker = FakeBroker(password="secret")
+    run(nothing, clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
+        config(diag_interval_s=30), stop=lambda a: clock.t >= 95000, log=lambda s: None)
+    last = json.loads([m for m in broker.messages if m[0].endswith(b"/diag")][-1][1])
+    assert last["meter"] == "silent" and last["frames"] == 0
+    assert "may not be opened by the grid company" in last["meter_msg"]
+
+
+def test_pings_keep_a_quiet_connection_alive():
+    clock = FakeClock()
+    broker = FakeBroker(password="secret")
+    cfg = config(diag_interval_s=3600)
+    run(FrameSource(clock, [L1], count=0), clock, UpLink(), broker.factory, MemStorage(),
+        NoWatchdog(), FakeSystem(), cfg, stop=lambda a: clock.t >= 300000, log=lambda s: None)
+    # keepalive 60 s: a ping after 30 s of silence, so about 10 in 300 s
+    assert 8 <= broker.pings <= 11
+
+
+def test_after_a_reboot_the_kept_list3_is_republished_once():
+    storage = MemStorage()
+    first = Run(frames=[L3], count=1, until_ms=5000, storage=storage)
+    kept = storage.read(happ.LAST_LIST3)
+    assert kept == first.on(b"/list3")[0][1]
+    second = Run(frames=[L1], count=0, until_ms=5000, storage=storage)
+    assert second.on(b"/list3") == [(b"han/test/list3", kept, True)]
+    assert len(second.on(b"/list3")) == 1
+
+
+def test_garbage_and_a_failing_source_never_stop_the_loop():
+    clock = FakeClock()
+    junk = bytes(range(256)) * 20 + L1
+
+    class Flaky:
+        n = 0
+
+        def readinto(self, buf):
+            self.n += 1
+            if self.n % 7 == 0:
+                raise OSError(5)  # a USB adapter pulled out
+            if self.n == 3:
+                buf[:256] = junk[:256]
+                return 256
+            return None
+
+    broker = FakeBroker(password="secret")
+    a = run(Flaky(), clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
+            config(), stop=lambda a: clock.t >= 5000, log=lambda s: None)
+    assert a.errors["source"] > 0
+    assert a.deframer.errors["garbage"] > 0
+
+
+def test_a_client_that_raises_anything_is_reconnected_not_fatal():
+    broker = FakeBroker(password="secret")
+    calls = [0]
+
+    def factory(*args):
+        c = broker.factory(*args)
+        orig = c.publish
+
+        def publish(topic, payload, retain=False, qos=0):
+            calls[0] += 1
+            if calls[0] == 3:
+                raise IndexError("umqtt short read")
+            return orig(topic, payload, retain, qos)
+        c.publish = publish
+        return c
+
+    clock = FakeClock()
+    a = run(FrameSource(clock, [L1], count=6), clock, UpLink(), factory, MemStorage(),
+            NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock.t >= 30000,
+            log=lambda s: None)
+    assert a.disconnects == 1 and a.connects == 2
+    assert len([m for m in broker.messages if m[0].endswith(b"/list1")]) == 6  # none lost
+
+
+def test_publishes_per_iteration_are_bounded():
+    clock = FakeClock()
+    broker = FakeBroker(password="secret")
+    a = happ.App(FrameSource(clock, [L1], period_ms=0, count=40), clock, UpLink(), broker.factory,
+                 MemStorage(), NoWatchdog(), FakeSystem(), config(), log=lambda s: None)
+    a.step()  # connects; reads and queues everything it can
+    before = broker.count
+    a.step()
+    assert broker.count - before <= happ.MAX_PUBLISH + 1  # + one diag
+
+
+def test_raw_frames_on_request():
+    r = Run(frames=[L1], count=1, until_ms=5000, cfg=config(raw=True))
+    assert r.on(b"/raw") == [(b"han/test/raw", L1.hex().encode(), False)]
+    r = Run(frames=[L1], count=1, until_ms=5000)
+    assert r.on(b"/raw") == []
