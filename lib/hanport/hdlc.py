@@ -7,8 +7,9 @@ as its header check fails, so garbage or a damaged frame costs at most the
 bytes it claims, and the bytes after it are scanned again: the next good
 frame is never lost.
 
-The buffers are allocated once. Feeding copies bytes with index loops, which
-allocate nothing on MicroPython (slicing would allocate ~48 bytes each time).
+The buffers are allocated once and never grow. On MicroPython bytes are
+copied with index loops, which allocate nothing (a slice would allocate ~48
+bytes each time).
 """
 import sys
 
