@@ -10,7 +10,7 @@ NODE_STAMP := node_modules/.installed
 
 PORT        ?= /dev/ttyUSB0
 FIRMWARE    ?=
-PYTEST_ARGS ?=
+PYTEST_ARGS ?=    # e.g. make test PYTEST_ARGS="-k mpy -x"
 DEMO_ARGS   ?=
 
 .PHONY: setup test bench demo flash deploy clean
