@@ -8,7 +8,7 @@ except (ImportError, AttributeError):
 
 try:
     from firmware import device
-except ImportError as e:
-    print("hanport: firmware not installed (%s): run tools/deploy.py --port PORT" % e)
+except Exception as e:  # missing, or a .mpy from another MicroPython release
+    print("hanport: firmware not installed properly (%r): run tools/deploy.py --port PORT" % e)
 else:
     device.main()

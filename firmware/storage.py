@@ -6,8 +6,6 @@ either the old or the new contents, never half of each.
 """
 import os
 
-ENOENT = 2
-
 
 class FlashStorage:
     def __init__(self, root="/data"):
@@ -24,12 +22,13 @@ class FlashStorage:
 
     def read(self, name):
         try:
-            with open(self._path(name), "rb") as f:
-                return f.read()
-        except OSError as e:
-            if e.args[0] == ENOENT:
-                return None
-            raise
+            f = open(self._path(name), "rb")
+        except OSError:
+            # Not there. (Not checked by errno: ENOENT's value differs between
+            # ports, and MicroPython's WebAssembly build even disagrees with itself.)
+            return None
+        with f:
+            return f.read()
 
     def write(self, name, data):
         path = self._path(name)

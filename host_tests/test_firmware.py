@@ -759,3 +759,148 @@ def test_deploy_names_a_missing_port_and_a_bad_config(repo_root, tmp_path):
     err = run_tool(repo_root, "deploy.py", "--port", "/dev/ttyNOPE0", "--config", str(bad))
     assert err.startswith("deploy: config") and "mqtt.port" in err
     assert WIFI_PW not in err and MQTT_PW not in err
+
+
+# -- the same modules under the real MicroPython -------------------------------
+
+MPY_SMOKE = r"""
+import sys, os
+
+class Mod:
+    pass
+
+machine = Mod()
+machine.PWRON_RESET, machine.HARD_RESET, machine.WDT_RESET = 1, 2, 3
+machine.reset_cause = lambda: 3
+class WDT:
+    def __init__(self, timeout):
+        self.timeout = timeout
+    def feed(self):
+        pass
+machine.WDT = WDT
+class Pin:
+    IN, PULL_UP = 1, 2
+    def __init__(self, *a):
+        pass
+    def value(self):
+        return 1
+machine.Pin = Pin
+class UART:
+    IRQ_RXIDLE, INV_RX = 4, 1
+    def __init__(self, n, **kw):
+        self.kw = kw
+    def irq(self, handler, trigger=0):
+        self.handler = handler
+    def readinto(self, buf):
+        return None
+machine.UART = UART
+sys.modules["machine"] = machine
+
+network = Mod()
+network.hostname = lambda name: None
+class WLAN:
+    IF_STA, PM_NONE, PM_PERFORMANCE, PM_POWERSAVE = 0, 0, 1, 2
+    def __init__(self, i):
+        self.st = 1000
+    def active(self, on=None):
+        return True
+    def config(self, **kw):
+        pass
+    def isconnected(self):
+        return False
+    def status(self, what=None):
+        if what:
+            raise OSError(1)
+        return self.st
+    def connect(self, ssid, key):
+        self.st = 202
+    def disconnect(self):
+        pass
+network.WLAN = WLAN
+sys.modules["network"] = network
+
+class Sock:
+    def __init__(self):
+        self.data = bytearray(b"\x20\x02\x00\x00\xd0\x00")
+        self.t = None
+    def settimeout(self, t):
+        self.t = t
+    def write(self, b, n=None):
+        assert self.t, "write without a timeout"
+        return len(b)
+    def read(self, n):
+        if not self.data:
+            return None if self.t == 0 else b""
+        d = bytes(self.data[:n])
+        self.data = self.data[n:]
+        return d
+    def close(self):
+        pass
+
+umqtt_simple = Mod()
+class MQTTException(Exception):
+    pass
+class MQTTClient:
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0):
+        self.sock = None
+    def set_last_will(self, topic, msg, retain=False, qos=0):
+        pass
+    def connect(self, clean_session=True, timeout=None):
+        self.sock = Sock()
+        self.sock.settimeout(timeout)
+        r = self.sock.read(4)
+        if r[3]:
+            raise MQTTException(r[3])
+    def publish(self, topic, msg, retain=False, qos=0):
+        self.sock.write(topic)
+    def ping(self):
+        self.sock.write(b"\xc0\0")
+umqtt_simple.MQTTClient, umqtt_simple.MQTTException = MQTTClient, MQTTException
+umqtt = Mod()
+umqtt.simple = umqtt_simple
+sys.modules["umqtt"] = umqtt
+sys.modules["umqtt.simple"] = umqtt_simple
+
+from firmware import clock, device, mqtt_umqtt, safeboot, storage, system, uart_source, watchdog, wifi
+
+c = clock.Clock()
+print("time", c.time() > 0 or c.time() == 0)
+link = wifi.WiFi("home", "secret-pw-1", "stue", c, "powersave")
+print("poll", link.poll(), link.state(), link.rssi())
+m = mqtt_umqtt.UmqttClient("stue", "h", 1883, "u", "p", 60, b"t/status", b"offline")
+m.connect()
+m.publish("t/x", "payload")
+m.ping()
+m.ping()
+m.disconnect()
+print("mqtt ok")
+st = storage.FlashStorage("/data")
+st.write("x", b"1")
+st.write("x", b"22")
+print("storage", st.read("x"), st.read("nope"))
+print("system", system.System().reset_cause(), system.System().free_heap() > 0)
+w = watchdog.make(60)
+w.feed()
+print("wdt", w.started)
+print("safeboot", safeboot.requested(None, "/safeboot"))
+cfg, errors = device.load_config("/nope.json")
+print("config", errors[0].split(":")[0])
+try:
+    1 / 0
+except Exception as e:
+    device.record_crash(e, st)
+print("crash", b"ZeroDivisionError" in st.read("last_crash"))
+"""
+
+
+def test_firmware_modules_run_under_micropython(mpy, tmp_path, repo_root):
+    script = tmp_path / "smoke.py"
+    script.write_text(MPY_SMOKE)
+    files = [(str(p), "/lib/firmware/" + p.name) for p in (repo_root / "firmware").glob("*.py")]
+    p = mpy(script, files=files)
+    out = p.stdout.decode()
+    assert p.returncode == 0, out + p.stderr.decode()
+    for line in ("time True", "poll False wrong_password None", "mqtt ok",
+                 "storage b'22' None", "system watchdog True", "wdt True",
+                 "safeboot None", "config /nope.json", "crash True"):
+        assert line in out, out
