@@ -39,20 +39,14 @@ def load(text):
     user = json.loads(text) if text and text.strip() else {}
     if not isinstance(user, dict):
         raise ValueError("config: the top level must be a JSON object")
-    cfg = {}
+    cfg = dict(user)  # unknown keys stay, for check() to report
     for key, default in DEFAULTS.items():
-        if isinstance(default, dict):
-            cfg[key] = dict(default)
-            given = user.get(key, {})
-            if isinstance(given, dict):
-                cfg[key].update(given)
-            else:
-                cfg[key] = given  # check() reports it
-        else:
-            cfg[key] = user.get(key, default)
-    for key in user:
-        if key not in DEFAULTS:
-            cfg[key] = user[key]  # check() reports it as unknown
+        given = user.get(key, default)
+        if isinstance(default, dict) and isinstance(given, dict):
+            merged = dict(default)  # a copy: DEFAULTS is never changed
+            merged.update(given)
+            given = merged
+        cfg[key] = given
     name = cfg["device"].get("name") if isinstance(cfg["device"], dict) else None
     if isinstance(name, str):
         _derive(cfg, "wifi", "hostname", name)
