@@ -1,0 +1,208 @@
+"""Bench the main loop: delivery latency on the PC twin, heap under MicroPython.
+
+    python tools/bench_loop.py [--frames 300] [--heap-frames 10000]
+
+1. Latency: the PC twin (hanport.app.run, paho) publishing to a mosquitto on
+   loopback; from the moment the last byte of a frame enters the byte source
+   to its arrival at a subscriber. Median and 99th percentile (target p99 < 50 ms).
+2. Heap: the same loop under the WebAssembly MicroPython with a fake client;
+   gc.mem_alloc() after gc.collect() after 100 frames and after 10,000. It
+   must not grow.
+
+The heap_* functions are the MicroPython half, driven from heap().
+"""
+import sys
+
+MPY = sys.implementation.name == "micropython"
+
+
+# -- MicroPython half: heap --------------------------------------------------------
+# The WebAssembly port only collects garbage at the top level (between calls
+# from JavaScript: it cannot see roots in Wasm locals), so the driver in heap()
+# calls these one at a time: run, gc.collect(), then measure in a fresh call.
+
+_bench = {}
+
+
+def heap_setup(capture, total):
+    from hanport.app import App
+    from loop_fakes import (FakeBroker, FakeClock, FakeSystem, FrameSource, MemStorage,
+                            NoWatchdog, UpLink, config, read_hex)
+
+    frames = [f for f in read_hex(capture) if len(f) in (44, 269, 377)]  # the good ones
+    clock = FakeClock(epoch=1700000000)
+    src = FrameSource(clock, frames, period_ms=50, count=total)
+    broker = FakeBroker(password="secret", keep=False)
+    app = App(src, clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
+              config(diag_interval_s=60), log=_quiet)
+    # every slot the marks need exists now: a growing dict would be counted as growth
+    _bench.update(src=src, broker=broker, app=app, first=0, last=0)
+
+
+def heap_run(frames):
+    """Step the loop until `frames` frames were read and everything is published."""
+    src, app = _bench["src"], _bench["app"]
+    while src.sent < frames or src.pos or len(app.outbox) or app.client is None:
+        app.step()
+    import gc
+
+    gc.collect()  # on this port: collect at the next top-level call
+
+
+def heap_mark():
+    import gc
+
+    src, app, broker = _bench["src"], _bench["app"], _bench["broker"]
+    used = gc.mem_alloc()
+    if not _bench["first"]:
+        _bench["first"] = used
+    _bench["last"] = used
+    print("after {} frames: {} bytes in use (readings {}, published {}, errors {})".format(
+        src.sent, used, app.readings, broker.count, app.errors["internal"]))
+
+
+def _quiet(s):
+    pass
+
+
+# -- CPython half: latency, then the MicroPython run -------------------------------
+
+def latency(frames_n):
+    import os
+    import statistics
+    import tempfile
+    import threading
+    import time
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path.insert(0, here)
+    sys.path.insert(0, os.path.join(os.path.dirname(here), "host_tests"))
+    import pc_parts
+    from brokers import Mosquitto, Subscriber, available
+    from hanport.app import run
+
+    if not available():
+        print("latency: skipped, mosquitto is not installed")
+        return None
+    caps = [f for label, f in pc_parts.read_capture(os.path.join(here, "data", "aidon_demo.hex"))
+            if pc_parts.list_of(f)]
+    entered = []  # monotonic time the last byte of frame i entered the source
+
+    class Timed:
+        """Frame i enters whole at start + i * gap; records when."""
+
+        def __init__(self, gap_s):
+            self.gap = gap_s
+            self.t = time.monotonic() + 1.0
+            self.i = 0
+
+        def readinto(self, buf):
+            if self.i >= frames_n or time.monotonic() < self.t:
+                return None
+            f = caps[self.i % len(caps)]
+            buf[:len(f)] = f
+            entered.append(self.t)  # its bytes are readable from then on
+            self.i += 1
+            self.t += self.gap
+            return len(f)
+
+    with tempfile.TemporaryDirectory() as d:
+        b = Mosquitto(d, {"han": "bench-pw"})
+        b.start()
+        try:
+            sub = Subscriber(b.port, "han", "bench-pw", "han/bench/#")
+            cfg = pc_parts.make_config("127.0.0.1", b.port, name="bench", user="han", password="bench-pw")
+            src = Timed(0.04)
+            done = threading.Event()
+            t = threading.Thread(target=run, args=(src, pc_parts.PcClock(), pc_parts.PcLink(),
+                                                   pc_parts.paho_factory(), pc_parts.PcStorage(None),
+                                                   pc_parts.PcWatchdog(), pc_parts.PcSystem(), cfg),
+                                 kwargs={"stop": lambda a: done.is_set(), "log": lambda s: None})
+            t.start()
+            deadline = time.monotonic() + frames_n * 0.04 + 15
+            while time.monotonic() < deadline and len(sub.on("")) < frames_n + 2:
+                got = [m for m in sub.messages if "/list" in m[1]]
+                if len(got) >= frames_n:
+                    break
+                time.sleep(0.1)
+            done.set()
+            t.join(10)
+            sub.close()
+        finally:
+            b.stop()
+    got = [m[0] for m in sub.messages if "/list" in m[1]]
+    if len(got) != frames_n:
+        print("latency: {} of {} frames arrived".format(len(got), frames_n))
+    lat = sorted((a - e) * 1000 for a, e in zip(got, entered))
+    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+    med = statistics.median(lat)
+    print("latency, last byte into the source -> subscriber (PC twin, mosquitto on loopback, "
+          "{} frames): median {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms ({})".format(
+              len(lat), med, p99, lat[-1], "target p99 < 50 ms: ok" if p99 < 50 else "ABOVE the 50 ms target"))
+    return p99
+
+
+_DRIVER = r"""
+import fs from "node:fs";
+import path from "node:path";
+import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
+const root = process.env.BENCH_ROOT, total = process.env.BENCH_FRAMES;
+const mp = await loadMicroPython({ heapsize: 1024 * 1024, linebuffer: true,
+    stdout: (s) => process.stdout.write(s + "\n"), stderr: (s) => process.stderr.write(s + "\n") });
+function copy(h, m) {
+    try { mp.FS.mkdir(m); } catch (e) {}
+    for (const n of fs.readdirSync(h)) {
+        if (n === "__pycache__") continue;
+        const hp = path.join(h, n);
+        if (fs.statSync(hp).isDirectory()) copy(hp, m + "/" + n);
+        else mp.FS.writeFile(m + "/" + n, fs.readFileSync(hp));
+    }
+}
+copy(path.join(root, "lib"), "/lib");
+copy(path.join(root, "tools"), "/tools");
+mp.runPython("import sys\nsys.path[:0] = ['/lib', '/tools']\nimport bench_loop as b\n" +
+             "b.heap_setup('/tools/data/aidon_demo.hex', " + total + ")");
+for (const n of [100, 1000, 5000, Number(total)]) {
+    mp.runPython("b.heap_run(" + n + ")");
+    mp.runPython("pass");  // a top-level call: the collection happens here
+    mp.runPython("b.heap_mark()");
+}
+mp.runPython("print('heap growth from 100 to {} frames: {} bytes'.format(" + total +
+             ", b._bench['last'] - b._bench['first']))");
+"""
+
+
+def heap(frames_n):
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = ["node", "--input-type=module", "-e", _DRIVER]
+    env = dict(os.environ, BENCH_ROOT=root, BENCH_FRAMES=str(int(frames_n)))
+    try:
+        r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        print("heap: could not run MicroPython: {}".format(e))
+        return None
+    print("heap in use after gc.collect() (WebAssembly MicroPython, fake client):")
+    for line in r.stdout.splitlines():
+        print("  " + line)
+    if r.returncode:
+        print(r.stderr)
+    return r.returncode
+
+
+def main():
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=300, help="frames for the latency run")
+    p.add_argument("--heap-frames", type=int, default=10000, help="frames for the heap run")
+    a = p.parse_args()
+    latency(a.frames)
+    heap(a.heap_frames)
+    return 0
+
+
+if __name__ == "__main__" and not MPY:
+    sys.exit(main())
