@@ -12,6 +12,7 @@ PORT        ?= /dev/ttyUSB0
 FIRMWARE    ?=
 PYTEST_ARGS ?=    # e.g. make test PYTEST_ARGS="-k mpy -x"
 DEMO_ARGS   ?=
+CONFIG      ?=
 
 .PHONY: setup test bench demo flash deploy clean
 
@@ -42,7 +43,7 @@ flash: $(VENV_STAMP)
 	$(VPY) tools/flash.py --port $(PORT) --firmware $(FIRMWARE)
 
 deploy: $(VENV_STAMP)
-	$(VPY) tools/deploy.py --port $(PORT)
+	$(VPY) tools/deploy.py --port $(PORT) $(if $(CONFIG),--config $(CONFIG))
 
 clean:
 	rm -rf $(VENV) node_modules build
