@@ -208,3 +208,22 @@ def test_raw_frames_on_request():
     assert r.on(b"/raw") == [(b"han/test/raw", L1.hex().encode(), False)]
     r = Run(frames=[L1], count=1, until_ms=5000)
     assert r.on(b"/raw") == []
+
+
+def test_a_dropped_network_ends_the_session_and_it_resumes_when_back():
+    clock = FakeClock()
+    broker = FakeBroker(password="secret")
+
+    class Flapping(UpLink):
+        def poll(self):
+            return not 10000 <= clock.t < 20000
+
+        def state(self):
+            return "got_ip" if self.poll() else "connecting"
+
+    logs = []
+    a = run(FrameSource(clock, [L1], count=12), clock, Flapping(), broker.factory, MemStorage(),
+            NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock.t >= 40000, log=logs.append)
+    assert a.disconnects == 1 and a.connects == 2
+    assert "mqtt: connection lost: network_down" in " ".join(logs)
+    assert len([m for m in broker.messages if m[0].endswith(b"/list1")]) == 12  # queued, not lost

@@ -21,3 +21,14 @@ def test_micropython_publishes_the_same_payload_bytes_as_cpython(mpy, repo_root,
     assert topics.count("han/test/list1") >= 2 and "han/test/list3" in topics
     if trouble:
         assert any('"last_connect_error":"connection_refused"' in line for line in got)
+
+
+def test_the_loop_does_not_grow_the_micropython_heap(capsys):
+    import bench_loop
+
+    growth = bench_loop.heap(1500)
+    out = capsys.readouterr().out
+    assert growth is not None, out
+    # A leak of even a few bytes a frame would show as kilobytes; the port itself
+    # moves by a block or two (a bare allocation loop steps by ~200 bytes).
+    assert growth < 1024, out

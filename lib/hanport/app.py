@@ -126,6 +126,14 @@ class App:
                 self.up_s += self.rem_ms // 1000
                 self.rem_ms %= 1000
                 self._check_meter()
+                self._check_link(now)
+
+    def _check_link(self, now):
+        # Once a second while connected: a dropped Wi-Fi ends the session at
+        # once instead of waiting for a publish to fail (QoS 0 writes into a
+        # dead link can succeed for a while).
+        if self.client is not None and not self.link.poll():
+            self._lost("network_down", now)
 
     def _check_meter(self):
         state, quiet, msg = diag.meter_state(self.up_s, self.last_byte_s, self.last_frame_s)
@@ -257,16 +265,15 @@ class App:
                 client.ping()  # umqtt never pings by itself
                 self.tx_t = now
         except Exception as e:
-            self._lost(e, now)
+            self._lost(diag.error_text(e), now)
             return
         if self.backoff.failures and diff(now, self.connected_t) >= STABLE_MS:
             self.backoff.succeeded()
 
-    def _lost(self, e, now):
+    def _lost(self, why, now):
         _quiet_disconnect(self.client)
         self.client = None
         self.disconnects += 1
-        why = diag.error_text(e)
         self.mqtt_state = "lost: " + why
         self.backoff.failed(now)
         self.log("mqtt: connection lost: {}; retry in {} ms".format(why, self.backoff.delay_ms))
