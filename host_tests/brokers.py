@@ -19,6 +19,16 @@ def available():
     return os.path.exists(MOSQUITTO) and os.path.exists(MOSQUITTO_PASSWD)
 
 
+def require():
+    """Fail (never skip: a skipped test hides a broken set-up) when mosquitto is missing."""
+    if not available():
+        import pytest
+
+        pytest.fail("mosquitto is not installed (looked for {} and {}): the MQTT tests start "
+                    "their own broker. Debian: apt-get install mosquitto".format(
+                        MOSQUITTO, MOSQUITTO_PASSWD), pytrace=False)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -27,6 +37,7 @@ def free_port():
 
 class Mosquitto:
     def __init__(self, directory, users, port=None):
+        require()
         self.dir = str(directory)
         self.port = port or free_port()
         self.proc = None

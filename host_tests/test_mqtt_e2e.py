@@ -7,13 +7,11 @@ from decimal import Decimal
 import pytest
 
 import pc_parts
-from brokers import Mosquitto, Subscriber, available
+from brokers import Mosquitto, Subscriber
 from corpus import BY_ID
 from hanport import fields
 from hanport.app import run
 from loop_fakes import FakeClock
-
-pytestmark = pytest.mark.skipif(not available(), reason="mosquitto is not installed")
 
 USER, PASSWORD = "han", "s3cret-pw"
 CAPTURE = pc_parts.ROOT + "/tools/data/aidon_demo.hex"

@@ -6,16 +6,13 @@ import sys
 import time
 import tty
 
-import pytest
-
 import pc_parts
-from brokers import Mosquitto, Subscriber, available
+from brokers import Mosquitto, Subscriber
 from corpus import BY_ID
 
 ROOT = pc_parts.ROOT
 CAPTURE = os.path.join(ROOT, "tools", "data", "aidon_demo.hex")
 PY = sys.executable
-needs_mosquitto = pytest.mark.skipif(not available(), reason="mosquitto is not installed")
 
 
 def frame(frame_id):
@@ -143,7 +140,6 @@ def test_simulate_meter_writes_frames_with_the_meters_timing():
         os.close(slave)
 
 
-@needs_mosquitto
 def test_pctwin_replays_a_capture_into_the_broker(tmp_path):
     with Mosquitto(tmp_path, {"han": "pw-1", "viewer": "pw-2"}) as b:
         (tmp_path / "pw").write_text("pw-1\n")
@@ -164,7 +160,6 @@ def test_pctwin_replays_a_capture_into_the_broker(tmp_path):
             sub.close()
 
 
-@needs_mosquitto
 def test_pctwin_reads_a_serial_port(tmp_path):
     master, slave = pty.openpty()
     tty.setraw(master)

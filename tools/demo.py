@@ -31,7 +31,7 @@ class EmbeddedBroker:
     """amqtt in a thread of its own, anonymous, on 127.0.0.1."""
 
     def __init__(self):
-        self.port = pc_parts_free_port()
+        self.port = free_port()
         self.loop = asyncio.new_event_loop()
         self.started = threading.Event()
         self.error = None
@@ -71,7 +71,7 @@ class EmbeddedBroker:
         self.thread.join(5)
 
 
-def pc_parts_free_port():
+def free_port():
     import socket
 
     with socket.socket() as s:

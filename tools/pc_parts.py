@@ -6,7 +6,6 @@ machine/network is replaced here (see lib/hanport/ports.py for the shapes).
 import errno
 import os
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -345,7 +344,6 @@ class ReplaySource:
         # would drop what a fast replay outruns)
         self.ready = ready
         self.frames_sent = 0
-        self.lock = threading.Lock()
         if realtime:
             if first_hour_ms is None:
                 first_hour_ms = ms_to_next_hourly()

@@ -39,7 +39,7 @@ class Outbox:
         self.bytes += size
 
     def peek(self):
-        """(topic, payload, retain) of the oldest message, or None."""
+        """(topic, payload, retain, prio) of the oldest message, or None."""
         if not self.q:
             return None
         return self.q[0]
