@@ -29,6 +29,7 @@ def test_the_loop_does_not_grow_the_micropython_heap(capsys):
     growth = bench_loop.heap(1500)
     out = capsys.readouterr().out
     assert growth is not None, out
-    # A leak of even a few bytes a frame would show as kilobytes; the port itself
-    # moves by a block or two (a bare allocation loop steps by ~200 bytes).
-    assert growth < 1024, out
+    # Anything kept per frame (a payload is 50-700 bytes) shows as tens of kB; the
+    # port's own figure moves in steps of a few hundred bytes (a bare allocation
+    # loop steps by ~200), seen up to ~1.8 kB over 10,000 frames.
+    assert growth < 4096, out
