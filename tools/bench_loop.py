@@ -18,8 +18,9 @@ MPY = sys.implementation.name == "micropython"
 
 # -- MicroPython half: heap --------------------------------------------------------
 # The WebAssembly port only collects garbage at the top level (between calls
-# from JavaScript: it cannot see roots in Wasm locals), so the driver in heap()
-# calls these one at a time: run, gc.collect(), then measure in a fresh call.
+# from JavaScript: it cannot see roots in Wasm locals), so heap() runs this
+# file through tools/mpy_run.mjs with MPY_STEPS: one top-level call per step,
+# with a collection before each.
 
 _bench = {}
 
@@ -35,8 +36,7 @@ def heap_setup(capture, total):
     broker = FakeBroker(password="secret", keep=False)
     app = App(src, clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
               config(diag_interval_s=60), log=_quiet)
-    # every slot the marks need exists now: a growing dict would be counted as growth
-    _bench.update(src=src, broker=broker, app=app, first=0, last=0)
+    _bench.update(src=src, broker=broker, app=app)
 
 
 def heap_run(frames):
@@ -45,9 +45,6 @@ def heap_run(frames):
     frames = min(frames, src.count)
     while src.sent < frames or src.pos or len(app.outbox) or app.client is None:
         app.step()
-    import gc
-
-    gc.collect()  # on this port: collect at the next top-level call
 
 
 def heap_mark():
@@ -55,9 +52,6 @@ def heap_mark():
 
     src, app, broker = _bench["src"], _bench["app"], _bench["broker"]
     used = gc.mem_alloc()
-    if not _bench["first"]:
-        _bench["first"] = used
-    _bench["last"] = used
     print("after {} frames: {} bytes in use (readings {}, published {}, errors {})".format(
         src.sent, used, app.readings, broker.count, app.errors["internal"]))
 
@@ -143,34 +137,7 @@ def latency(frames_n):
     return p99
 
 
-_DRIVER = r"""
-import fs from "node:fs";
-import path from "node:path";
-import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
-const root = process.env.BENCH_ROOT, total = process.env.BENCH_FRAMES;
-const mp = await loadMicroPython({ heapsize: 1024 * 1024, linebuffer: true,
-    stdout: (s) => process.stdout.write(s + "\n"), stderr: (s) => process.stderr.write(s + "\n") });
-function copy(h, m) {
-    try { mp.FS.mkdir(m); } catch (e) {}
-    for (const n of fs.readdirSync(h)) {
-        if (n === "__pycache__") continue;
-        const hp = path.join(h, n);
-        if (fs.statSync(hp).isDirectory()) copy(hp, m + "/" + n);
-        else mp.FS.writeFile(m + "/" + n, fs.readFileSync(hp));
-    }
-}
-copy(path.join(root, "lib"), "/lib");
-copy(path.join(root, "tools"), "/tools");
-mp.runPython("import sys\nsys.path[:0] = ['/lib', '/tools']\nimport bench_loop as b\n" +
-             "b.heap_setup('/tools/data/aidon_demo.hex', " + total + ")");
-for (const n of [100, 1000, 5000, Number(total)].filter((n, i, a) => n <= Number(total) && a.indexOf(n) === i)) {
-    mp.runPython("b.heap_run(" + n + ")");
-    mp.runPython("pass");  // a top-level call: the collection happens here
-    mp.runPython("b.heap_mark()");
-}
-mp.runPython("print('heap growth from 100 to {} frames: {} bytes'.format(" + total +
-             ", b._bench['last'] - b._bench['first']))");
-"""
+MARKS = (100, 1000, 2500, 5000, 7500)  # and the total
 
 
 def heap(frames_n):
@@ -179,22 +146,46 @@ def heap(frames_n):
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = ["node", "--input-type=module", "-e", _DRIVER]
-    env = dict(os.environ, BENCH_ROOT=root, BENCH_FRAMES=str(int(frames_n)))
+    cmd = ["node", os.path.join(root, "tools", "mpy_run.mjs"), "--heap", "1m",
+           os.path.join(root, "tools", "bench_loop.py"), "--heap-steps", str(int(frames_n))]
     try:
-        r = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
+        r = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=1800)
     except (OSError, subprocess.TimeoutExpired) as e:
         print("heap: could not run MicroPython: {}".format(e))
         return None
-    print("heap in use after gc.collect() (WebAssembly MicroPython, fake client):")
-    growth = None
+    print("heap in use after a collection (WebAssembly MicroPython, fake client):")
     for line in r.stdout.splitlines():
         print("  " + line)
-        if line.startswith("heap growth"):
-            growth = int(line.split(": ")[1].split()[0])
     if r.returncode:
         print(r.stderr)
+        return None
+    first = _bench_first(r.stdout)
+    last = _bench_last(r.stdout)
+    growth = last - first
+    print("  heap growth from 100 to {} frames: {} bytes ({:.2f} bytes per frame; one object kept "
+          "per frame would be 16 or more)".format(frames_n, growth, growth / float(frames_n - 100)))
     return growth
+
+
+def _bench_first(out):
+    return int(out.splitlines()[0].split(": ")[1].split()[0])
+
+
+def _bench_last(out):
+    return int(out.splitlines()[-1].split(": ")[1].split()[0])
+
+
+def _steps(total):
+    """MPY_STEPS for tools/mpy_run.mjs: it collects garbage before each step."""
+    steps = [lambda: heap_setup("/tools/data/aidon_demo.hex", total)]
+    for n in [m for m in MARKS if m < total] + [total]:
+        steps.append(_runner(n))
+        steps.append(heap_mark)
+    return steps
+
+
+def _runner(n):
+    return lambda: heap_run(n)
 
 
 def main():
@@ -209,5 +200,7 @@ def main():
     return 0
 
 
-if __name__ == "__main__" and not MPY:
+if MPY and "--heap-steps" in sys.argv:
+    MPY_STEPS = _steps(int(sys.argv[sys.argv.index("--heap-steps") + 1]))
+elif __name__ == "__main__" and not MPY:
     sys.exit(main())

@@ -22,6 +22,14 @@
 // __file__ == its MicroPython path (/tools/x.py for a script in tools/, /lib/...
 // for one in lib/, else /script/NAME.py).
 //
+// Steps: the WebAssembly port collects garbage only between top-level calls from
+// Node (it cannot scan the stack of a running call), so gc.collect() inside one long
+// script frees nothing (the collection waits until the call returns). A script
+// that measures the heap can define a list MPY_STEPS of functions: after the
+// script body, each runs in its own top-level call, and a top-level call that
+// collects garbage runs before each, so gc.mem_alloc() at the start of a step is
+// the heap in use.
+//
 // Output: stdout and stderr are passed through byte for byte (no line buffering,
 // no added newline). Exit status: 0 on success; SystemExit(n) gives n (like
 // CPython: None -> 0, a non-int argument is printed to stderr and gives 1); any other
@@ -226,7 +234,8 @@ try:
     with open(${JSON.stringify(mpScript)}) as _f:
         _code = compile(_f.read(), ${JSON.stringify(mpScript)}, 'exec')
     del _f
-    exec(_code, {'__name__': '__main__', '__file__': ${JSON.stringify(mpScript)}})
+    _mpy_g = {'__name__': '__main__', '__file__': ${JSON.stringify(mpScript)}}
+    exec(_code, _mpy_g)
 except SystemExit as _e:
     _a = _e.args[0] if _e.args else None
     if _a is None:
@@ -238,10 +247,30 @@ except SystemExit as _e:
         _mpy_rc = 1
 `;
 
+const stepsCount = `
+try:
+    _mpy_steps = len(_mpy_g.get('MPY_STEPS', ())) if _mpy_rc == 0 else 0
+except NameError:
+    _mpy_steps = 0
+`;
+const step = (k) => `
+try:
+    _mpy_g['MPY_STEPS'][${k}]()
+except SystemExit as _e:
+    _mpy_rc = (_e.args[0] if _e.args and isinstance(_e.args[0], int) else 1) & 0xFF
+`;
+
 let rc = 0;
 try {
     mp.runPython(boot);
     rc = Number(mp.globals.get("_mpy_rc")) | 0;
+    mp.runPython(stepsCount);
+    const steps = Number(mp.globals.get("_mpy_steps")) | 0;
+    for (let k = 0; k < steps && rc === 0; k++) {
+        mp.runPython("import gc\ngc.collect()\n");
+        mp.runPython(step(k));
+        rc = Number(mp.globals.get("_mpy_rc")) | 0;
+    }
 } catch (e) {
     if (e && e.constructor && e.constructor.name === "PythonError") {
         // Python traceback only; drop the frame of the bootstrap above.
