@@ -188,3 +188,25 @@ def test_source_text_and_string_file_specs(mpy, tmp_path):
             args=["q"], files=["%s:/x/d.txt" % (tmp_path / "d.txt")])
     assert r.returncode == 0, describe(r)
     assert r.stdout == b"abc /script/script.py ['q']\n"
+
+
+def test_mpy_steps_run_one_by_one_with_a_collection_before_each(mpy):
+    src = (
+        "import gc\n"
+        "base = [0]\n"
+        "def mark():\n"
+        "    base[0] = gc.mem_alloc()\n"
+        "def churn():\n"
+        "    for _ in range(200):\n"
+        "        x = bytearray(1000)\n"
+        "def report():\n"
+        "    print('held', gc.mem_alloc() - base[0] < 2000)\n"
+        "def stop():\n"
+        "    raise SystemExit(3)\n"
+        "def never():\n"
+        "    print('not reached')\n"
+        "MPY_STEPS = [mark, churn, report, stop, never]\n"
+    )
+    r = mpy(src)
+    assert r.stdout == b"held True\n"
+    assert r.returncode == 3
