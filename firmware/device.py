@@ -13,7 +13,7 @@ from hanport import config as hconfig
 
 CONFIG_PATH = "/config.json"
 DATA_DIR = "/data"
-CRASH_NAME = "last_crash"
+CRASH_NAME = "last_crash"  # hanport.app.LAST_CRASH: diag reports it on the next boot
 CRASH_MAX = 1024  # bytes of traceback kept: the tail, where the error is
 CRASH_WAIT_S = 5  # time to read the traceback on the console before the reset
 

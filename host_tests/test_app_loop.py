@@ -82,7 +82,9 @@ def test_broker_outage_keeps_the_hourly_list_and_delivers_it_after_reconnect():
     clock = FakeClock(epoch=1700000000)
     src = Outage(clock, frames, 2500, count=40, start_ms=10000)
     app = run(src, clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
-              config(), stop=lambda a: clock.t >= 130000, log=lambda s: None)
+              config(), stop=lambda a: clock.t >= 300000, log=lambda s: None)
+    # Backoff waits are random (half to all of 1, 2, 4 ... s): the last wait
+    # that began before 100 s ends by 100 + 128 s at the latest.
     list3 = [m for m in broker.messages if m[0].endswith(b"/list3")]
     assert len(list3) == 1  # sent at 10 s into the outage, delivered after it
     assert app.disconnects == 1 and app.connects == 2
@@ -227,3 +229,21 @@ def test_a_dropped_network_ends_the_session_and_it_resumes_when_back():
     assert a.disconnects == 1 and a.connects == 2
     assert "mqtt: connection lost: network_down" in " ".join(logs)
     assert len([m for m in broker.messages if m[0].endswith(b"/list1")]) == 12  # queued, not lost
+
+
+def test_a_crash_before_the_reboot_is_reported_once_in_diag():
+    storage = MemStorage()
+    storage.write(happ.LAST_CRASH, b"Traceback (most recent call last):\n  File \"x.py\", line 1\nMemoryError: memory allocation failed\n")
+    r = Run(storage=storage, until_ms=5000)
+    assert r.diags()[0]["last_crash"] == "MemoryError: memory allocation failed"
+    assert not storage.read(happ.LAST_CRASH)  # the next boot does not report it again
+    assert Run(storage=storage, until_ms=5000).diags()[0]["last_crash"] is None
+
+
+def test_diag_carries_the_uart_counters_of_the_device_source():
+    clock_run = Run(until_ms=1)  # for the frames' clock only
+    source = FrameSource(clock_run.clock, [L1], 2500)
+    source.overflows = 7
+    source.irq_errors = 2
+    d = Run(source=source, until_ms=5000).diags()[0]
+    assert (d["rx_overflows"], d["irq_errors"]) == (7, 2)

@@ -26,6 +26,7 @@ IDLE_MS = 10  # sleep when there is nothing to do: bounds the added latency
 FRAME_GAP_MS = 1000  # a line idle this long inside a frame: the rest never comes
 STABLE_MS = 30000  # a connection that lasted this long resets the backoff
 LAST_LIST3 = "last_list3"  # storage name of the last List 3 payload
+LAST_CRASH = "last_crash"  # written by the device's main.py before it resets
 
 
 class App:
@@ -93,8 +94,12 @@ class App:
         self.meter = "waiting"
 
         self.last_list3 = None
+        self.last_crash = None
         try:
             self.last_list3 = storage.read(LAST_LIST3)
+            self.last_crash = _last_line(storage.read(LAST_CRASH))
+            if self.last_crash:
+                storage.write(LAST_CRASH, b"")  # report each crash on one boot only
         except Exception:
             self.errors["storage"] += 1
         # After a reboot the broker may have lost the retained List 3 and the
@@ -310,6 +315,14 @@ class _ListNo:
     # Stands for a reading when only its list number matters (topic names).
     def __init__(self, n):
         self.list = n
+
+
+def _last_line(text):
+    """The exception line of a stored traceback, at most 160 characters."""
+    if not text:
+        return None
+    lines = text.decode().strip().split("\n")
+    return lines[-1][:160] if lines[-1] else None
 
 
 def _quiet_disconnect(client):

@@ -90,6 +90,7 @@ def payload(app):
     out = [
         '{"uptime_s":', str(app.up_s),
         ',"reset_cause":', _text(app.reset_cause),
+        ',"last_crash":', _text(app.last_crash),
         ',"free_heap":', _num(system.free_heap()),
         ',"link":', _text(link.state()),
         ',"rssi":', _num(link.rssi()),
@@ -107,6 +108,9 @@ def payload(app):
         ',"published":', str(app.published),
         ',"queued":', str(len(app.outbox)),
         ',"dropped":', str(app.outbox.dropped),
+        # The device's UART source counts what its ring buffer and IRQ lost.
+        ',"rx_overflows":', str(getattr(app.source, "overflows", 0)),
+        ',"irq_errors":', str(getattr(app.source, "irq_errors", 0)),
         ',"hdlc_errors":', counters_json(app.deframer.errors),
         ',"decode_errors":', counters_json(app.decoder.errors),
         ',"errors":', counters_json(app.errors),
