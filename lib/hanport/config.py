@@ -1,6 +1,6 @@
 """Configuration: JSON text merged over documented defaults, checked, redacted.
 
-Portable (CPython and MicroPython). docs/device.md explains every key.
+Portable (CPython and MicroPython). README.md ("Configuration") explains every key.
 Error messages name the key and the reason; they never quote a password.
 """
 import json

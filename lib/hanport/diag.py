@@ -83,7 +83,7 @@ def counters_json(d):
 
 
 def payload(app):
-    """The <base>/diag JSON bytes (fixed key order; see docs/mqtt.md)."""
+    """The <base>/diag JSON bytes (fixed key order; see README.md, "Diagnostics")."""
     state, quiet, msg = meter_state(app.up_s, app.last_byte_s, app.last_frame_s)
     link = app.link
     system = app.system

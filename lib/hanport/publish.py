@@ -3,7 +3,7 @@
 JSON is built as text in a fixed key order (MicroPython dicts are unordered
 and its json has no sort_keys) and numbers are rendered from integer and
 scaler (no floats: the ESP32's are 32-bit), so the device and the PC publish
-the same bytes. The contract is docs/mqtt.md.
+the same bytes. The contract is in README.md, "MQTT messages".
 """
 from binascii import hexlify
 
