@@ -70,7 +70,7 @@ def test_read_capture_takes_hex_lines_and_raw_binary(tmp_path):
     hexfile.write_text("# comment\n\nlabelled\t{}\n{}\n".format(
         BY_ID["aidon_6525_it_list1"]["hex"], BY_ID["aidon_6525_it_list2"]["hex"]))
     got = pc_parts.read_capture(str(hexfile))
-    assert got == [("labelled", frame("aidon_6525_it_list1")), ("line4", frame("aidon_6525_it_list2"))]
+    assert got == [("labelled", frame("aidon_6525_it_list1")), ("line 4", frame("aidon_6525_it_list2"))]
     binfile = tmp_path / "c.bin"
     binfile.write_bytes(b"\x00\x13" + frame("aidon_6525_it_list1") + frame("aidon_6525_it_list3_a"))
     got = pc_parts.read_capture(str(binfile))

@@ -14,6 +14,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "lib"))
 
+import capture  # noqa: E402
 from hanport.decode import Decoder  # noqa: E402
 from hanport.hdlc import Deframer  # noqa: E402
 
@@ -33,14 +34,7 @@ TARGETS = {
 
 
 def load_frames():
-    frames = {}
-    with open(CORPUS) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                label, digits = line.split("\t")
-                frames[label] = bytes.fromhex(digits)
-    return frames
+    return dict(capture.read_hex(CORPUS))
 
 
 def per_frame_us(run, seconds=0.5):

@@ -12,7 +12,6 @@ collection before each. Allocation is counted with the collector disabled.
 import gc
 import sys
 import time
-from binascii import unhexlify
 
 REPEAT = 200  # frames per timing: the port's clock ticks in milliseconds
 base = [0]
@@ -48,14 +47,9 @@ def allocated(run):
 
 
 def load_frames(path):
-    frames = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line and not line.startswith("#"):
-                label, digits = line.split("\t")
-                frames[label] = unhexlify(digits)
-    return frames
+    from capture import read_hex
+
+    return dict(read_hex(path))
 
 
 def per_frame():

@@ -12,7 +12,6 @@ Uses only modules MicroPython has, so the same file runs on the device and
 under the WebAssembly MicroPython in the tests.
 """
 import sys
-from binascii import unhexlify
 
 try:
     import hanport  # noqa: F401  (on the path on the device and in the MicroPython runner)
@@ -24,6 +23,7 @@ except ImportError:
 from hanport.hdlc import FLAG, Deframer
 from hanport.decode import Decoder
 from hanport.report import frame_json
+from capture import hex_lines
 
 MAX_FRAME = 2047  # the largest length HDLC frame format type 3 can state
 
@@ -46,22 +46,9 @@ def decode_frame(raw):
     return reading, decoder.last_error
 
 
-def hex_lines(stream):
-    number = 0
-    for line in stream:
-        number += 1
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        label = "line %d" % number
-        tab = line.find("\t")
-        if tab >= 0:
-            label = line[:tab]
-            line = line[tab + 1:]
-        digits = line.replace(" ", "")
-        try:
-            raw = unhexlify(digits)
-        except ValueError:
+def decode_lines(stream):
+    for label, raw in hex_lines(stream):
+        if raw is None:
             print(frame_json(label, None, "hex"))
             continue
         reading, error = decode_frame(raw)
@@ -110,10 +97,10 @@ def main(args):
             raw_stream(f)
         return 0
     if not args or args[0] == "-":
-        hex_lines(_stdin())
+        decode_lines(_stdin())
         return 0
     with open(args[0]) as f:
-        hex_lines(f)
+        decode_lines(f)
     return 0
 
 

@@ -13,6 +13,8 @@ except ImportError:  # CPython running this file directly: lib/ is beside tools/
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
     from hanport.ports import BrokerRefused
 
+import capture  # tools/ is on the path wherever this file runs
+
 
 class FakeClock:
     def __init__(self, start_ms=0, epoch=0):
@@ -171,18 +173,8 @@ def config(name="test", raw=False, diag_interval_s=60, password="secret"):
 
 
 def read_hex(path):
-    """Frames of a capture file: one hex frame a line, optional "label<TAB>",
-    '#' comments. (The PC tools read it with pc_parts.read_capture.)"""
-    frames = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line or line[0] == "#":
-                continue
-            if "\t" in line:
-                line = line.split("\t")[-1].strip()
-            frames.append(bytes.fromhex(line))
-    return frames
+    """The frames of a hex capture file (see capture.py), without their labels."""
+    return [frame for _, frame in capture.read_hex(path)]
 
 
 def transcript(frames, period_ms=2500, raw=False, count=None, trouble=False):

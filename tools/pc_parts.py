@@ -15,6 +15,8 @@ if os.path.join(ROOT, "lib") not in sys.path:
 
 from hanport.ports import BrokerRefused  # noqa: E402
 
+import capture  # noqa: E402  (beside this file)
+
 BAUD = 2400
 BITS_PER_BYTE = 11  # start + 8 data + parity + stop (8E1)
 SLOT_MS = 2500  # Aidon pushes a list every 2.5 s
@@ -242,15 +244,9 @@ def read_capture(path):
 
 
 def _hex_lines(text):
-    frames = []
-    for n, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        label = "line{}".format(n)
-        if "\t" in line:
-            label, line = line.rsplit("\t", 1)
-        frames.append((label.strip(), bytes.fromhex(line.replace(" ", ""))))
+    frames = list(capture.hex_lines(text.splitlines()))
+    if any(frame is None for _, frame in frames):
+        raise ValueError("not a hex capture")
     return frames
 
 
