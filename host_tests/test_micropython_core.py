@@ -30,7 +30,7 @@ def variant_lines():
             fb.octets(fb.clock(2024, 1, 2, 4, 0, 10))),
         "kamstrup_1ph_null": fb.push_frame(test_variants.kamstrup_body(False, False), b"\x0c" + fb.clock(2024, 3, 1, 12, 0, 0)),
         "kamstrup_hourly": fb.push_frame(test_variants.kamstrup_body(True, True, hourly=True)),
-        "float_refused": fb.push_frame(fb.array(fb.structure(fb.obis(1, 0, 1, 7, 0), b"\x17\x40\x49\x0f\xdb"))),
+        "float32_exact": fb.push_frame(fb.array(fb.structure(fb.obis(1, 0, 1, 7, 0), b"\x17\x40\x49\x0f\xdb"))),
         "int64": fb.push_frame(fb.array(fb.structure(fb.obis(1, 0, 1, 8, 0), b"\x14" + b"\xff" * 8, fb.scaler_unit(-3, 30)))),
         "uint64": fb.push_frame(fb.array(fb.structure(fb.obis(1, 0, 1, 8, 0), b"\x15" + b"\xff" * 8, fb.scaler_unit(3, 30)))),
     }

@@ -2,11 +2,13 @@
 
 Frames are built from ../shared/notes/han-protocol.md with host_tests/framebuild.py.
 """
+import struct
+
 import pytest
 
 import framebuild as fb
 from corpus import raw, reading_obis
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from hexdecode import decode_frame
 from hanport.decode import Decoder
 from hanport.hdlc import Deframer
@@ -187,7 +189,8 @@ def test_an_unknown_meter_with_obis_structures_decodes_generically():
     "body, error",
     [
         (fb.structure(fb.u32(1), fb.u32(2), fb.u32(3)), "unknown_list"),  # 3 bare values: no Kaifa list
-        (fb.array(fb.structure(fb.obis(1, 0, 1, 7, 0), b"\x17\x40\x49\x0f\xdb")), "axdr"),  # float32: refused
+        (fb.array(fb.structure(fb.obis(1, 0, 1, 7, 0), b"\x17\x7f\xc0\x00\x00")), "axdr"),  # float32 NaN
+        (fb.array(fb.structure(fb.obis(1, 0, 1, 7, 0), b"\x19" + bytes(5))), "axdr"),  # date-time cut short
         (fb.array(fb.structure(fb.obis(1, 0, 1, 7, 0), fb.u32(5))) + b"\x00", "axdr"),  # trailing byte
         (b"\x01\x05" + fb.structure(fb.obis(1, 0, 1, 7, 0), fb.u32(5)), "axdr"),  # count beyond the data
         (b"\x0a\x03abc", "unknown_list"),  # a bare string is no list
@@ -195,6 +198,34 @@ def test_an_unknown_meter_with_obis_structures_decodes_generically():
 )
 def test_malformed_bodies_get_named_errors(body, error):
     assert decode_frame(fb.push_frame(body)) == (None, error)
+
+
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        b"\x17" + struct.pack(">f", 230.5),
+        b"\x17" + struct.pack(">f", 0.1),  # 0.100000001490116119384765625: what was sent
+        b"\x17" + struct.pack(">f", -3.0),
+        b"\x18" + struct.pack(">d", 12345678.9),  # more digits than an ESP32 float holds
+        b"\x17" + bytes.fromhex("00000001"),  # the smallest subnormal
+        b"\x18" + struct.pack(">d", -0.0),
+    ],
+)
+def test_float_values_become_exact_decimals_without_a_float(encoded):
+    from hanport.reading import decimal_text
+
+    reading = decode(fb.push_frame(fb.array(fb.structure(fb.obis(1, 0, 1, 7, 0), encoded, fb.scaler_unit(-1, 27)))))
+    _, value, scaler, unit = reading.items[0]
+    assert isinstance(value, int) and unit == "W"
+    sent = struct.unpack(">f" if encoded[0] == 0x17 else ">d", encoded[1:])[0]
+    with localcontext() as exact:
+        exact.prec = 1000  # enough for any float64: no rounding in the comparison
+        assert Decimal(decimal_text(value, scaler)) == Decimal(sent).scaleb(-1)  # scaler -1 applied
+
+
+def test_a_date_time_tag_value_is_a_clock_text():
+    body = fb.array(fb.structure(fb.obis(0, 0, 1, 0, 0), b"\x19" + fb.clock(2023, 10, 29, 2, 59, 59)))
+    assert decode(fb.push_frame(body)).items[0][1] == "2023-10-29T02:59:59"
 
 
 def test_an_apdu_that_is_not_a_notification_is_refused():

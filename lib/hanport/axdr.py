@@ -15,6 +15,9 @@ VISIBLE_STRING = 0x0A
 UTF8_STRING = 0x0C
 INT8 = 0x0F
 ENUM = 0x16
+FLOAT32 = 0x17
+FLOAT64 = 0x18
+DATE_TIME = 0x19
 
 # Size in bytes of the integer types, indexed by tag: int32 (05), uint32 (06),
 # int8 (0F), int16 (10), uint8 (11), uint16 (12), int64 (14), uint64 (15),
@@ -34,6 +37,38 @@ class Octets:
         self.buf = buf
         self.start = start
         self.length = length
+
+
+class Scaled:
+    """value x 10**scaler: a float the meter sent, as an exact decimal."""
+
+    def __init__(self, value, scaler):
+        self.value = value
+        self.scaler = scaler
+
+
+def exact_float(bits, exp_bits, frac_bits):
+    """An IEEE 754 number from its bits, with integers only: m x 2**e = m x 5**-e / 10**-e."""
+    top = (1 << exp_bits) - 1
+    e = (bits >> frac_bits) & top
+    m = bits & ((1 << frac_bits) - 1)
+    if e == top:
+        raise DecodeError("axdr")  # infinity or NaN: no reading
+    if e:
+        m |= 1 << frac_bits
+    else:
+        e = 1  # subnormal
+    e -= (top >> 1) + frac_bits
+    if e >= 0:
+        value, scaler = m << e, 0
+    else:
+        value, scaler = m * 5 ** -e, e
+        while scaler < 0 and value % 10 == 0:
+            value //= 10
+            scaler += 1
+    if bits >> (exp_bits + frac_bits):
+        value = -value
+    return Scaled(value, scaler)
 
 
 class Reader:
@@ -91,10 +126,10 @@ class Reader:
         return self.length()
 
     def value(self):
-        """One scalar value: int, str, bool, None or Octets.
+        """One scalar value: int, str, bool, None, Octets or Scaled.
 
-        Arrays and structures are the caller's to walk. Floats are refused:
-        nothing on the path to MQTT may be a float.
+        Arrays and structures are the caller's to walk. Float types become
+        Scaled (exact decimals): nothing on the path to MQTT is a float.
         """
         buf = self.buf
         p = self.p
@@ -129,6 +164,13 @@ class Reader:
             return None
         if tag == BOOLEAN:
             return self.u8() != 0
+        if tag == FLOAT32:
+            return exact_float(self.uint(4), 8, 23)
+        if tag == FLOAT64:
+            return exact_float(self.uint(8), 11, 52)
+        if tag == DATE_TIME:
+            self.skip(12)
+            return datetime_text(buf, self.p - 12)
         raise DecodeError("axdr")
 
 

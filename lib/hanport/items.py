@@ -1,5 +1,5 @@
 """Turning A-XDR values into reading items, shared by the meter layouts."""
-from hanport.axdr import Octets, datetime_text, text
+from hanport.axdr import Octets, Scaled, datetime_text, text
 
 CLOCK_KEY = 0x010000  # C.D.E = 1.0.0: the meter clock
 
@@ -22,6 +22,8 @@ def make(obis, value, scaler, unit, clock=False):
         return (obis, text(buf, start, n), None, None)
     if isinstance(value, str) or isinstance(value, bool):
         return (obis, value, None, None)
+    if isinstance(value, Scaled):
+        return (obis, value.value, value.scaler + (scaler or 0), unit)
     return (obis, value, scaler or 0, unit)
 
 
