@@ -159,20 +159,22 @@ def heap(frames_n):
     if r.returncode:
         print(r.stderr)
         return None
-    first = _bench_first(r.stdout)
-    last = _bench_last(r.stdout)
-    growth = last - first
+    marks = _marks(r.stdout)
+    growth = marks[-1][1] - marks[0][1]
     print("  heap growth from 100 to {} frames: {} bytes ({:.2f} bytes per frame; one object kept "
           "per frame would be 16 or more)".format(frames_n, growth, growth / float(frames_n - 100)))
+    half = [m for m in marks if m[0] >= frames_n // 2]
+    print("  second half ({} to {} frames): {:+d} bytes".format(half[0][0], frames_n, half[-1][1] - half[0][1]))
     return growth
 
 
-def _bench_first(out):
-    return int(out.splitlines()[0].split(": ")[1].split()[0])
-
-
-def _bench_last(out):
-    return int(out.splitlines()[-1].split(": ")[1].split()[0])
+def _marks(out):
+    """[(frames, bytes in use)] from heap_mark's lines."""
+    marks = []
+    for line in out.splitlines():
+        words = line.split()
+        marks.append((int(words[1]), int(words[3])))
+    return marks
 
 
 def _steps(total):
