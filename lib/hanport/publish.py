@@ -8,7 +8,7 @@ the same bytes. The contract is in README.md, "MQTT messages".
 from binascii import hexlify
 
 from hanport.fields import name
-from hanport.reading import decimal_text, json_string
+from hanport.reading import item_json, json_string
 
 _LIST_TOPIC = {1: "/list1", 2: "/list2", 3: "/list3"}
 
@@ -53,22 +53,9 @@ def reading_payload(reading, ts):
         out.append(",")
         out.append(json_string(name(item[0], item[3])))
         out.append(":")
-        out.append(value_json(item))
+        out.append(item_json(item))
     out.append("}")
     return "".join(out).encode()
-
-
-def value_json(item):
-    value = item[1]
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if item[2] is None:
-        return json_string(value if isinstance(value, str) else str(value))
-    return decimal_text(value, item[2])
 
 
 def raw_payload(frame):
