@@ -238,3 +238,15 @@ def test_a_frame_without_llc_is_refused():
 
 def test_bytes_after_the_closing_flag_make_a_length_error():
     assert decode_frame(raw("aidon_6525_it_list1") + b"\x00") == (None, "length")
+
+
+def test_obis_text_is_right_when_codes_share_c_d_e_and_its_memory_is_bounded():
+    from hanport import axdr
+
+    aidon, kamstrup = bytes([1, 0, 1, 7, 0, 255]), bytes([1, 1, 1, 7, 0, 255])
+    for _ in range(3):
+        assert axdr.obis_text(aidon, 0) == "1-0:1.7.0.255"
+        assert axdr.obis_text(kamstrup, 0) == "1-1:1.7.0.255"
+    for c in range(256):
+        assert axdr.obis_text(bytes([1, 0, c, 7, 0, 255]), 0) == "1-0:%d.7.0.255" % c
+    assert len(axdr._OBIS_TEXT) <= axdr._OBIS_CACHED

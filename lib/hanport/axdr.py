@@ -215,6 +215,22 @@ def datetime_text(buf, p):
     return "%04d-%02d-%02dT%02d:%02d:%02d" % (year, month, day, hour, minute, second)
 
 
+_OBIS_TEXT = {}  # C.D.E -> (A.B.F, text): a meter repeats the same few codes
+_OBIS_CACHED = 64  # bounded, so a stream of made-up codes cannot grow it
+
+
 def obis_text(buf, p):
-    """The 6-byte OBIS code at p as text, e.g. "1-0:1.7.0.255"."""
-    return "%d-%d:%d.%d.%d.%d" % (buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4], buf[p + 5])
+    """The 6-byte OBIS code at p as text, e.g. "1-0:1.7.0.255".
+
+    Formatted once per code: formatting allocates ~60 bytes on MicroPython,
+    and the keys are small ints, so a lookup allocates nothing.
+    """
+    cde = (buf[p + 2] << 16) | (buf[p + 3] << 8) | buf[p + 4]
+    abf = (buf[p] << 16) | (buf[p + 1] << 8) | buf[p + 5]
+    known = _OBIS_TEXT.get(cde)
+    if known is not None and known[0] == abf:
+        return known[1]
+    text = "%d-%d:%d.%d.%d.%d" % (buf[p], buf[p + 1], buf[p + 2], buf[p + 3], buf[p + 4], buf[p + 5])
+    if known is not None or len(_OBIS_TEXT) < _OBIS_CACHED:
+        _OBIS_TEXT[cde] = (abf, text)
+    return text

@@ -11,6 +11,8 @@ def key(buf, p):
 
 def make(obis, value, scaler, unit, clock=False):
     """(obis, value, scaler, unit), or None for null-data (padding)."""
+    if type(value) is int:  # most values: checked first
+        return (obis, value, scaler or 0, unit)
     if value is None:
         return None
     if isinstance(value, Octets):
