@@ -41,21 +41,30 @@ LAYOUTS = {
 }
 
 
+_rows = []  # (obis, scaler, unit, clock) per row of _FIELDS, built at the first frame
+
+
+def _row(i):
+    if not _rows:
+        for p in range(0, len(_FIELDS), 8):
+            scaler = _FIELDS[p + 6]
+            if scaler > 127:
+                scaler -= 256
+            clock = _items.key(_FIELDS, p) == _items.CLOCK_KEY
+            _rows.append((obis_text(_FIELDS, p), scaler, UNITS.get(_FIELDS[p + 7]), clock))
+    return _rows[i]
+
+
 def decode(r):
     count = r.expect(STRUCTURE)
     layout = LAYOUTS.get(count)
     if layout is None:
         raise DecodeError("unknown_list")
     list_no, rows = layout
-    spec = _FIELDS
     items = []
-    for row in rows:
-        p = row * 8
-        scaler = spec[p + 6]
-        if scaler > 127:
-            scaler -= 256
-        clock = _items.key(spec, p) == _items.CLOCK_KEY
-        item = _items.make(obis_text(spec, p), r.value(), scaler, UNITS.get(spec[p + 7]), clock)
+    for i in rows:
+        obis, scaler, unit, clock = _row(i)
+        item = _items.make(obis, r.value(), scaler, unit, clock)
         if item is not None:
             items.append(item)
     return Reading("kaifa", list_no, None, items)
