@@ -101,10 +101,8 @@ def run_script(mpy, tmp_path, text, files=()):
     return out
 
 
-RING_SCRIPT = r"""
-import gc
-from hanport.ring import Ring
-
+# Allocation under MicroPython: collection off, gc.mem_alloc() around the call.
+MEASURE = r"""
 def measure(f, *a):
     gc.collect()
     gc.disable()
@@ -113,7 +111,13 @@ def measure(f, *a):
     used = gc.mem_alloc() - before
     gc.enable()
     return used
+"""
 
+RING_SCRIPT = r"""
+import gc
+from hanport.ring import Ring
+
+""" + MEASURE + r"""
 r = Ring(8)
 one = bytearray(1)
 for b in b"abcdefghijk":
@@ -186,15 +190,7 @@ sys.modules["machine"] = FakeMachine
 
 from firmware.uart_source import UartSource
 
-def measure(f, *a):
-    gc.collect()
-    gc.disable()
-    before = gc.mem_alloc()
-    f(*a)
-    used = gc.mem_alloc() - before
-    gc.enable()
-    return used
-
+""" + MEASURE + r"""
 s = UartSource(2, rx=16, tx=17, parity="E")
 u = s._uart
 assert u.kw["parity"] == 0 and u.kw["timeout"] == 0 and u.kw["rxbuf"] >= 4096, u.kw
