@@ -3,7 +3,6 @@
 tools/hexdecode.py runs under the official WebAssembly MicroPython 1.29 and
 under CPython on the same input; their outputs must be identical.
 """
-import os
 import subprocess
 import sys
 
