@@ -174,13 +174,19 @@ class Reader:
         raise DecodeError("axdr")
 
 
-def text(buf, start, n):
-    """Printable ASCII as text; anything else as hex (meters put ids in octet-strings)."""
+def printable(buf, start, n):
     for i in range(start, start + n):
         c = buf[i]
         if c < 0x20 or c > 0x7E:
-            return hex_text(buf, start, n)
-    return bytes(buf[start:start + n]).decode()
+            return False
+    return True
+
+
+def text(buf, start, n):
+    """Printable ASCII as text; anything else as hex (meters put ids in octet-strings)."""
+    if printable(buf, start, n):
+        return bytes(buf[start:start + n]).decode()
+    return hex_text(buf, start, n)
 
 
 _HEX = "0123456789abcdef"

@@ -1,5 +1,5 @@
 """Turning A-XDR values into reading items, shared by the meter layouts."""
-from hanport.axdr import Octets, Scaled, datetime_text, text
+from hanport.axdr import Octets, Scaled, datetime_text, printable, text
 
 CLOCK_KEY = 0x010000  # C.D.E = 1.0.0: the meter clock
 
@@ -19,18 +19,9 @@ def make(obis, value, scaler, unit, clock=False):
         buf = value.buf
         start = value.start
         n = value.length
-        if n == 12 and (clock or _binary(buf, start, n)):
+        if n == 12 and (clock or not printable(buf, start, n)):
             return (obis, datetime_text(buf, start), None, None)
         return (obis, text(buf, start, n), None, None)
-    if isinstance(value, str) or isinstance(value, bool):
-        return (obis, value, None, None)
     if isinstance(value, Scaled):
         return (obis, value.value, value.scaler + (scaler or 0), unit)
-    return (obis, value, scaler or 0, unit)
-
-
-def _binary(buf, start, n):
-    for i in range(start, start + n):
-        if buf[i] < 0x20 or buf[i] > 0x7E:
-            return True
-    return False
+    return (obis, value, None, None)  # text or boolean
