@@ -22,12 +22,15 @@ class UartSource:
     def __init__(self, uart_id=2, rx=16, tx=17, baud=2400, parity="E", invert=False,
                  rxbuf=RXBUF, ring_size=RING_SIZE):
         UART = machine.UART
-        # tx must be passed (UART1's default pins are the flash pins); the
-        # driver holds it idle-high and nothing is ever written: the meter
-        # accepts nothing on the HAN port.
+        # tx must be passed (UART1's default pins are the flash pins), and the
+        # driver would hold it idle-high. The meter accepts nothing on the HAN
+        # port, so the pin is handed back to GPIO as an input right away:
+        # selecting the GPIO function detaches the UART's TX signal, so the
+        # pin is never driven, even if someone wires it.
         self._uart = UART(uart_id, baudrate=baud, bits=8, parity=PARITY[parity], stop=1,
                           rx=rx, tx=tx, rxbuf=rxbuf, timeout=0, timeout_char=0,
                           invert=UART.INV_RX if invert else 0)
+        self.tx_pin = machine.Pin(tx, machine.Pin.IN)
         self._ring = Ring(ring_size)
         self._scratch = bytearray(SCRATCH)
         self._busy = False  # the loop is using the ring: the handler stays out

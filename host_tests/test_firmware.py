@@ -63,8 +63,9 @@ def fake_machine():
     class Pin:
         IN, PULL_UP = 1, 2
 
-        def __init__(self, n, mode, pull):
+        def __init__(self, n, mode, pull=None):
             self.n = n
+            self.mode = mode
 
         def value(self):
             return m.pin_level

@@ -184,8 +184,15 @@ class FakeUART:
             buf[i] = c[i]
         return len(c)
 
+class FakePin:
+    IN = 1
+    def __init__(self, n, mode=None):
+        self.n = n
+        self.mode = mode
+
 class FakeMachine:
     UART = FakeUART
+    Pin = FakePin
 sys.modules["machine"] = FakeMachine
 
 from firmware.uart_source import UartSource
@@ -194,6 +201,8 @@ from firmware.uart_source import UartSource
 s = UartSource(2, rx=16, tx=17, parity="E")
 u = s._uart
 assert u.kw["parity"] == 0 and u.kw["timeout"] == 0 and u.kw["rxbuf"] >= 4096, u.kw
+# The TX pin is handed back to GPIO as an input: the HAN port is never driven.
+assert s.tx_pin.n == 17 and s.tx_pin.mode == FakePin.IN
 assert u.trigger == FakeUART.IRQ_RXIDLE
 assert UartSource(2, parity="N")._uart.kw["parity"] is None
 assert UartSource(2, parity="O", invert=True)._uart.kw["invert"] == FakeUART.INV_RX
