@@ -38,25 +38,35 @@ def load_frames():
     return dict(capture.read_hex(CORPUS))
 
 
-def per_frame_us(run, seconds=0.5):
-    """Best of 5 rounds, each long enough to swamp the timer."""
+def repetitions(run, seconds=0.1):
+    """How many calls of run take about `seconds`: enough to swamp the timer."""
     run()
     n = 1
     while True:
         start = time.perf_counter()
         for _ in range(n):
             run()
-        if time.perf_counter() - start > seconds / 5:
-            break
+        if time.perf_counter() - start > seconds:
+            return n
         n *= 2
-    best = None
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(n):
-            run()
-        elapsed = (time.perf_counter() - start) / n
-        best = elapsed if best is None else min(best, elapsed)
-    return best * 1e6
+
+
+def per_frame_us(runs, rounds=9):
+    """Microseconds per call of each run, the best of interleaved rounds.
+
+    The rounds alternate between the runs, so a burst of load on this noisy
+    machine slows both sides of a ratio, not one.
+    """
+    counts = [repetitions(run) for run in runs]
+    best = [None] * len(runs)
+    for _ in range(rounds):
+        for i, run in enumerate(runs):
+            start = time.perf_counter()
+            for _ in range(counts[i]):
+                run()
+            elapsed = (time.perf_counter() - start) / counts[i]
+            best[i] = elapsed if best[i] is None else min(best[i], elapsed)
+    return [t * 1e6 for t in best]
 
 
 def ours(frame):
@@ -87,12 +97,11 @@ def amshans(frame):
 
 
 def cpython_section(frames):
-    print("CPython %s: deframe + HCS/FCS + decode, microseconds per frame (best of 5)" % sys.version.split()[0])
+    print("CPython %s: deframe + HCS/FCS + decode, microseconds per frame (best of 9 interleaved rounds)" % sys.version.split()[0])
     print("  %-16s %10s %10s %9s" % ("frame", "hanport", "amshan", "speed-up"))
     ratios = {}
     for title, label in CASES:
-        mine = per_frame_us(ours(frames[label]))
-        theirs = per_frame_us(amshans(frames[label]))
+        mine, theirs = per_frame_us([ours(frames[label]), amshans(frames[label])])
         ratios[label] = theirs / mine
         print("  %-16s %10.1f %10.1f %8.1fx" % (title, mine, theirs, theirs / mine))
     return ratios

@@ -4,7 +4,7 @@ No scalers are sent: power in W and var, current in 0.01 A, voltage in V,
 energy in units of 10 Wh and 10 varh. Single-phase meters pad the phases
 they lack with null-data, which is skipped.
 """
-from hanport.axdr import STRUCTURE, DecodeError, Octets, obis_text
+from hanport.axdr import NULL, OCTET_STRING, STRUCTURE, DecodeError, obis_text
 from hanport.reading import Reading
 from hanport import items as _items
 
@@ -18,6 +18,7 @@ IMPLIED = {
     0x010800: (1, "Wh"), 0x020800: (1, "Wh"), 0x030800: (1, "varh"), 0x040800: (1, "varh"),
 }
 _NONE = (0, None)
+HOURLY = (0x010800, 0x020800, 0x030800, 0x040800)  # the energy registers: only in List 3
 
 
 def decode(r):
@@ -27,18 +28,25 @@ def decode(r):
         raise DecodeError("unknown_list")
     items = [(VERSION, version, None, None)]
     hourly = False
+    buf = r.buf
     for _ in range(count // 2):
-        code = r.value()
-        value = r.value()
-        if code is None:
-            continue  # padding
-        if not isinstance(code, Octets) or code.length != 6:
+        p = r.p
+        if p + 8 <= r.end and buf[p] == OCTET_STRING and buf[p + 1] == 6:
+            o = p + 2  # the OBIS code, read in place: no object for it
+            r.p = p + 8
+        elif p < r.end and buf[p] == NULL:
+            r.p = p + 1
+            r.value()
+            continue  # padding: null code, null value
+        else:
             raise DecodeError("unknown_list")
-        key = _items.key(code.buf, code.start)
+        value = r.value()
+        key = _items.key(buf, o)
         scaler, unit = IMPLIED.get(key, _NONE)
         clock = key == _items.CLOCK_KEY
-        hourly = hourly or clock or (unit is not None and unit[-1] == "h")
-        item = _items.make(obis_text(code.buf, code.start), value, scaler, unit, clock)
+        if clock or key in HOURLY:
+            hourly = True
+        item = _items.make(obis_text(buf, o), value, scaler, unit, clock)
         if item is not None:
             items.append(item)
     meter = "kamstrup" if version.startswith("Kamstrup") else None
