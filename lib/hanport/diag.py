@@ -4,7 +4,7 @@ A closed HAN port looks exactly like a dead dongle (silence), so the meter
 state is spelled out: the user reads "no data from the meter for N s" and
 knows to ask the grid company, instead of reflashing the dongle.
 """
-from hanport.reading import json_string
+from hanport.reading import json_or_null, json_string
 
 SILENT_S = 30  # Aidon pushes every 2.5 s, Kamstrup every 10 s: 30 s is 3+ missed pushes
 
@@ -89,19 +89,19 @@ def payload(app):
     system = app.system
     out = [
         '{"uptime_s":', str(app.up_s),
-        ',"reset_cause":', _text(app.reset_cause),
-        ',"last_crash":', _text(app.last_crash),
+        ',"reset_cause":', json_or_null(app.reset_cause),
+        ',"last_crash":', json_or_null(app.last_crash),
         ',"free_heap":', _num(system.free_heap()),
-        ',"link":', _text(link.state()),
+        ',"link":', json_or_null(link.state()),
         ',"rssi":', _num(link.rssi()),
-        ',"mqtt":', _text(app.mqtt_state),
+        ',"mqtt":', json_or_null(app.mqtt_state),
         ',"connects":', str(app.connects),
         ',"connect_failures":', str(app.connect_failures),
         ',"disconnects":', str(app.disconnects),
-        ',"last_connect_error":', _text(app.last_connect_error),
-        ',"meter":', _text(state),
+        ',"last_connect_error":', json_or_null(app.last_connect_error),
+        ',"meter":', json_or_null(state),
         ',"meter_silent_s":', str(quiet),
-        ',"meter_msg":', _text(msg),
+        ',"meter_msg":', json_or_null(msg),
         ',"bytes":', str(app.bytes_in),
         ',"frames":', str(app.deframer.frames),
         ',"readings":', str(app.readings),
@@ -118,9 +118,6 @@ def payload(app):
     ]
     return "".join(out).encode()
 
-
-def _text(s):
-    return "null" if s is None else json_string(s)
 
 
 def _num(n):

@@ -62,7 +62,6 @@ class Deframer:
             self.errors[name] = 0
         self.frames = 0
         self.last_error = None
-        self.last_exception = None
         # Set by _check for the frame it accepted.
         self._info = 0
         self._end = 0
@@ -258,6 +257,5 @@ class Deframer:
     def _hand_over(self, apdu, s):
         try:
             self.sink(apdu, self.mv[s:self._end + 1])
-        except Exception as e:  # a consumer's bug must not stop the stream
-            self.last_exception = e
+        except Exception:  # a consumer's bug must not stop the stream
             self._error("sink")

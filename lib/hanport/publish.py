@@ -8,7 +8,7 @@ the same bytes. The contract is in README.md, "MQTT messages".
 from binascii import hexlify
 
 from hanport.fields import name
-from hanport.reading import item_json, json_string
+from hanport.reading import item_json, json_or_null, json_string
 
 _LIST_TOPIC = {1: "/list1", 2: "/list2", 3: "/list3"}
 
@@ -39,7 +39,7 @@ def reading_topic(base, reading):
 def reading_payload(reading, ts):
     """One JSON object per frame: meter, list, ts (when known), then the items in the
     order the meter sent them, named by hanport.fields."""
-    out = ['{"meter":', _text_or_null(reading.meter), ',"list":']
+    out = ['{"meter":', json_or_null(reading.meter), ',"list":']
     out.append("null" if reading.list is None else str(reading.list))
     if ts:
         out.append(',"ts":')
@@ -61,7 +61,3 @@ def reading_payload(reading, ts):
 def raw_payload(frame):
     """The whole HDLC frame, flags included, as lowercase hex bytes."""
     return hexlify(frame)
-
-
-def _text_or_null(s):
-    return "null" if s is None else json_string(s)

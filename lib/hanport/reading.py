@@ -23,12 +23,6 @@ class Reading:
         self.apdu_time = apdu_time
         self.items = items
 
-    def get(self, obis):
-        for item in self.items:
-            if item[0] == obis:
-                return item
-        return None
-
 
 def decimal_text(value, scaler):
     """value x 10**scaler as the shortest exact decimal text: 2376,-1 -> "237.6"."""
@@ -74,3 +68,8 @@ def json_string(s):
             out.append(ch)
     out.append('"')
     return "".join(out)
+
+
+def json_or_null(s):
+    """A JSON string literal, or null for None."""
+    return "null" if s is None else json_string(s)

@@ -3,23 +3,23 @@
 Built by hand in a fixed key order so that MicroPython (unordered dicts, no
 sort_keys) and CPython print the same bytes.
 """
-from hanport.reading import item_json, json_string
+from hanport.reading import item_json, json_or_null, json_string
 
 
 def frame_json(label, reading, error):
-    out = ['{"label": ', _text_or_null(label), ', "ok": ']
+    out = ['{"label": ', json_or_null(label), ', "ok": ']
     out.append("true" if reading is not None else "false")
     out.append(', "error": ')
-    out.append(_text_or_null(error))
+    out.append(json_or_null(error))
     if reading is None:
         out.append(', "meter": null, "list": null, "apdu_time": null, "obis": {}}')
         return "".join(out)
     out.append(', "meter": ')
-    out.append(_text_or_null(reading.meter))
+    out.append(json_or_null(reading.meter))
     out.append(', "list": ')
     out.append("null" if reading.list is None else str(reading.list))
     out.append(', "apdu_time": ')
-    out.append(_text_or_null(reading.apdu_time))
+    out.append(json_or_null(reading.apdu_time))
     out.append(', "obis": {')
     first = True
     for item in reading.items:
@@ -31,7 +31,3 @@ def frame_json(label, reading, error):
         out.append(item_json(item))
     out.append("}}")
     return "".join(out)
-
-
-def _text_or_null(s):
-    return "null" if s is None else json_string(s)
