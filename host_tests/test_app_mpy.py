@@ -13,7 +13,7 @@ def test_micropython_publishes_the_same_payload_bytes_as_cpython(mpy, repo_root,
     trouble = "trouble" in opts
     expected = transcript(frames, raw="raw" in opts, trouble=trouble,
                           count=len(frames) * 3 if trouble else None)
-    r = mpy("tools/loop_fakes.py", args=["/" + CAPTURE] + opts)
+    r = mpy("host_tests/loop_fakes.py", args=["/" + CAPTURE] + opts)
     assert r.returncode == 0, describe(r)
     got = r.stdout.decode("utf-8").splitlines()
     assert got == expected

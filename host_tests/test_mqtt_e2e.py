@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-import pc_parts
+from pc import parts as pc_parts  # noqa: E402
 from brokers import Mosquitto, Subscriber
 from corpus import BY_ID
 from hanport import fields

@@ -6,7 +6,7 @@ import sys
 import time
 import tty
 
-import pc_parts
+from pc import parts as pc_parts  # noqa: E402
 from brokers import Mosquitto, Subscriber
 from corpus import BY_ID
 

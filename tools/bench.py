@@ -13,8 +13,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "lib"))
+sys.path.insert(0, ROOT)
 
-import capture  # noqa: E402
+from pc import capture  # noqa: E402
 from hanport.decode import Decoder  # noqa: E402
 from hanport.hdlc import Deframer  # noqa: E402
 

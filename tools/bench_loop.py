@@ -69,9 +69,9 @@ def latency(frames_n):
     import time
 
     here = os.path.dirname(os.path.abspath(__file__))
-    sys.path.insert(0, here)
+    sys.path.insert(0, os.path.dirname(here))
     sys.path.insert(0, os.path.join(os.path.dirname(here), "host_tests"))
-    import pc_parts
+    from pc import parts as pc_parts  # noqa: E402
     from brokers import Mosquitto, Subscriber, available
     from hanport.app import run
 

@@ -47,7 +47,7 @@ def allocated(run):
 
 
 def load_frames(path):
-    from capture import read_hex
+    from pc.capture import read_hex
 
     return dict(read_hex(path))
 

@@ -17,8 +17,8 @@ import time
 from decimal import Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import pc_parts  # noqa: E402  (puts lib/ on sys.path)
+sys.path.insert(0, os.path.dirname(HERE))  # the repo root: pc/ and lib/ via pc.parts
+from pc import parts as pc_parts  # noqa: E402
 from hanport.app import run  # noqa: E402
 
 CAPTURE = os.path.join(HERE, "data", "aidon_demo.hex")

@@ -18,12 +18,14 @@ try:
 except ImportError:
     import os
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(_root, "lib"))
+    sys.path.insert(0, _root)
 
 from hanport.hdlc import FLAG, Deframer
 from hanport.decode import Decoder
 from hanport.report import frame_json
-from capture import hex_lines
+from pc.capture import hex_lines
 
 MAX_FRAME = 2047  # the largest length HDLC frame format type 3 can state
 

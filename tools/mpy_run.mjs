@@ -16,8 +16,9 @@
 //                   Without --stdin, sys.stdin is empty.
 //   --              end of options.
 //
-// Set-up inside MicroPython: the repo's lib/ is copied to /lib and tools/ to /tools
-// (recursively, skipping __pycache__), both are on sys.path, sys.argv is
+// Set-up inside MicroPython: the repo's lib/, tools/, pc/ and host_tests/ are copied to
+// /lib, /tools, /pc and /host_tests (recursively, skipping __pycache__); /lib, /tools,
+// /host_tests and / (for the pc package) are on sys.path, sys.argv is
 // [SCRIPT, *ARGS], and the script runs with __name__ == '__main__' and
 // __file__ == its MicroPython path (/tools/x.py for a script in tools/, /lib/...
 // for one in lib/, else /script/NAME.py).
@@ -191,7 +192,7 @@ function copyTree(hostDir, mpDir) {
     }
 }
 
-for (const d of ["lib", "tools"]) {
+for (const d of ["lib", "tools", "pc", "host_tests"]) {
     const h = path.join(REPO, d);
     if (fs.existsSync(h)) copyTree(h, "/" + d);
     else mkdirs("/" + d);
@@ -212,7 +213,7 @@ if (useStdin) FS.writeFile("/stdin", stdinData);
 // Where the script lives inside MicroPython (its __file__ and traceback name).
 let mpScript;
 const rel = path.relative(REPO, path.resolve(script)).split(path.sep).join("/");
-if (/^(lib|tools)\//.test(rel)) {
+if (/^(lib|tools|pc|host_tests)\//.test(rel)) {
     mpScript = "/" + rel;
 } else {
     mpScript = "/script/" + path.basename(script);
@@ -225,7 +226,7 @@ FS.writeFile(mpScript, scriptSrc);
 // list literals are valid Python literals.
 const boot = `
 import sys
-for _p in ('/lib', '/tools'):
+for _p in ('/lib', '/tools', '/host_tests', '/'):
     if _p not in sys.path:
         sys.path.append(_p)
 sys.argv[:] = ${JSON.stringify([script, ...scriptArgs])}

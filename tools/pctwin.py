@@ -13,8 +13,8 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import pc_parts  # noqa: E402  (puts lib/ on sys.path)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repo root
+from pc import parts as pc_parts  # noqa: E402
 from hanport.app import run  # noqa: E402
 
 

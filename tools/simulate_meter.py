@@ -15,8 +15,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-import pc_parts  # noqa: E402
+sys.path.insert(0, os.path.dirname(HERE))  # the repo root: pc/ and lib/ via pc.parts
+from pc import parts as pc_parts  # noqa: E402
 
 DEFAULT_CAPTURE = os.path.join(HERE, "data", "aidon_demo.hex")
 

@@ -10,10 +10,12 @@ except ImportError:  # CPython running this file directly: lib/ is beside tools/
     import os
     import sys
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+    _root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, os.path.join(_root, "lib"))
+    sys.path.insert(0, _root)
     from hanport.ports import BrokerRefused
 
-import capture  # tools/ is on the path wherever this file runs
+from pc import capture  # the repo root is on the path wherever this file runs
 
 
 class FakeClock:

@@ -15,7 +15,7 @@ if os.path.join(ROOT, "lib") not in sys.path:
 
 from hanport.ports import BrokerRefused  # noqa: E402
 
-import capture  # noqa: E402  (beside this file)
+from pc import capture  # noqa: E402
 
 BAUD = 2400
 BITS_PER_BYTE = 11  # start + 8 data + parity + stop (8E1)
