@@ -102,6 +102,24 @@ class FakeClient:
         b.count += 1
         if b.keep:
             b.messages.append((topic, payload, retain))
+            b.qos.append(qos)
+        if qos and b.lose_acks:
+            # The broker got it but the PUBACK never comes: the client times out.
+            b.lose_acks -= 1
+            self.connected = False
+            raise OSError(116)
+
+    def subscribe(self, topic, qos=0):
+        if self.broker.down or not self.connected:
+            raise OSError(32)
+        self.broker.subscriptions.append(topic)
+
+    def poll(self):
+        b = self.broker
+        if b.down or not self.connected:
+            self.connected = False
+            raise OSError(104)
+        return b.inbox.pop(0) if b.inbox else None
 
     def ping(self):
         if self.broker.down or not self.connected:
@@ -120,7 +138,11 @@ class FakeBroker:
         self.attempts = 0
         self.count = 0
         self.pings = 0
-        self.messages = []
+        self.messages = []  # (topic, payload, retain) in the order published
+        self.qos = []  # the QoS of each of messages
+        self.subscriptions = []
+        self.inbox = []  # (topic, payload) the broker will deliver to the client
+        self.lose_acks = 0  # this many QoS 1 publishes arrive but their PUBACK is lost
 
     def factory(self, client_id, host, port, user, password, keepalive, will_topic, will_payload):
         return FakeClient(self, client_id, host, port, user, password, keepalive,
@@ -192,7 +214,7 @@ def transcript(frames, period_ms=2500, raw=False, count=None, trouble=False):
     end_ms = 1000 + 100 + (60000 if trouble else 0)
 
     def stop(app):
-        app.backoff.rand = _half
+        app.session.backoff.rand = _half
         if trouble:
             broker.password = "other" if clock.t < 11000 else "secret"
             broker.down = 11000 <= clock.t < 41000

@@ -42,7 +42,8 @@ class Run:
 
 def test_one_message_per_frame_and_status_online_then_offline():
     r = Run(frames=[L1, L1, L2, L3], count=4, until_ms=20000)
-    topics = [m[0] for m in r.broker.messages if not m[0].endswith(b"/diag")]
+    topics = [m[0] for m in r.broker.messages
+              if m[0].startswith(b"han/") and not m[0].endswith((b"/diag", b"/energy"))]
     assert topics == [b"han/test/status", b"han/test/list1", b"han/test/list1", b"han/test/list2",
                       b"han/test/list3", b"han/test/status"]
     assert r.broker.messages[0][1:] == (b"online", True)
@@ -58,9 +59,9 @@ def test_wrong_password_retries_with_growing_gaps_and_says_not_authorised():
     assert 6 <= len(r.attempts) <= 12, r.attempts
     assert all(b >= a for a, b in zip(gaps, gaps[1:])), gaps  # jitter never shrinks the wait
     assert max(gaps) <= 300000
-    assert r.app.mqtt_state == "not_authorised"
-    assert r.app.last_connect_error == "not_authorised"
-    assert r.app.connect_failures == len(r.attempts)
+    assert r.app.session.state == "not_authorised"
+    assert r.app.session.last_error == "not_authorised"
+    assert r.app.session.connect_failures == len(r.attempts)
     diag = json.loads(happ.diag.payload(r.app))
     assert diag["mqtt"] == "not_authorised" and diag["last_connect_error"] == "not_authorised"
     assert any("not_authorised" in line for line in r.logs)
@@ -69,7 +70,7 @@ def test_wrong_password_retries_with_growing_gaps_and_says_not_authorised():
     assert r.app.readings == 48  # the meter is still read meanwhile
 
 
-def test_broker_outage_keeps_the_hourly_list_and_delivers_it_after_reconnect():
+def test_broker_outage_keeps_every_hourly_list_and_only_the_latest_live_one():
     broker = FakeBroker(password="secret")
 
     class Outage(FrameSource):
@@ -78,19 +79,123 @@ def test_broker_outage_keeps_the_hourly_list_and_delivers_it_after_reconnect():
             broker.down = 5000 <= self.clock.t < 100000
             return FrameSource.readinto(self, buf)
 
-    frames = [L3] + [L1] * 39  # one List 3 then 39 List 1: more than the outbox holds
+    frames = [L3] + [L1] * 9  # List 3 every 25 s, List 1 between
     clock = FakeClock(epoch=1700000000)
     src = Outage(clock, frames, 2500, count=40, start_ms=10000)
     app = run(src, clock, UpLink(), broker.factory, MemStorage(), NoWatchdog(), FakeSystem(),
               config(), stop=lambda a: clock.t >= 300000, log=lambda s: None)
-    # Backoff waits are random (half to all of 1, 2, 4 ... s): the last wait
-    # that began before 100 s ends by 100 + 128 s at the latest.
     list3 = [m for m in broker.messages if m[0].endswith(b"/list3")]
-    assert len(list3) == 1  # sent at 10 s into the outage, delivered after it
-    assert app.disconnects == 1 and app.connects == 2
-    assert app.outbox.dropped > 0 and app.outbox.dropped_hourly == 0
+    list1 = [m for m in broker.messages if m[0].endswith(b"/list1")]
+    assert len(list3) == 4  # all of them, sent during the outage, delivered after it
+    assert app.session.disconnects == 1 and app.session.connects == 2
+    # List 1 while the broker was away: only the newest one waited (coalesced).
+    assert app.outbox.replaced > 0 and len(list1) == 36 - app.outbox.replaced
     assert app.readings == 40
     assert len(app.outbox) == 0
+
+
+def test_hourly_lists_are_qos1_and_counted_published_only_when_acknowledged():
+    r = Run(frames=[L1, L2, L3], count=3, until_ms=20000)
+    kinds = {}
+    for (topic, payload, retain), qos in zip(r.broker.messages, r.broker.qos):
+        kinds.setdefault(topic.rsplit(b"/", 1)[-1], set()).add((qos, retain))
+    assert kinds[b"list3"] == {(1, True)}
+    assert kinds[b"list1"] == {(0, False)} and kinds[b"list2"] == {(0, False)}
+    assert kinds[b"status"] == {(1, True)}
+    qos1 = sum(1 for q in r.broker.qos if q)
+    # published: every QoS 1 message but the status ones (the session's own)
+    assert r.app.published == qos1 - len(r.on(b"/status"))
+    assert r.app.sent == sum(1 for q in r.broker.qos if not q)
+
+
+def test_a_lost_puback_repeats_that_message_once_and_nothing_else():
+    broker = FakeBroker(password="secret")
+    broker.lose_acks = 0
+    clock = FakeClock(epoch=1700000000)
+    sent = []
+
+    class LoseFirstList3(FrameSource):
+        def readinto(self, buf):
+            n = FrameSource.readinto(self, buf)
+            if self.sent == 1 and not sent:
+                sent.append(1)
+                broker.lose_acks = 1  # the next QoS 1 publish (this List 3) loses its PUBACK
+            return n
+
+    run(LoseFirstList3(clock, [L3], 2500, count=3), clock, UpLink(), broker.factory, MemStorage(),
+        NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock.t >= 60000, log=lambda s: None)
+    list3 = [m for m in broker.messages if m[0].endswith(b"/list3")]
+    assert len(list3) == 4  # three readings, the first one twice
+    assert list3[0] == list3[1]
+
+
+def test_hourly_lists_queued_in_an_outage_survive_a_reboot_and_arrive_once_in_order():
+    storage = MemStorage()
+    clock = FakeClock(epoch=1700000000)
+    broker = FakeBroker(password="secret")
+    broker.down = True
+    frames = [L3, raw("aidon_6525_it_list3_b")]
+    run(FrameSource(clock, frames, 2500, count=len(frames)), clock, UpLink(), broker.factory,
+        storage, NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock.t >= 20000,
+        log=lambda s: None)
+    assert not broker.messages
+    broker.down = False  # after the reboot the broker is back
+    clock2 = FakeClock(epoch=1700000100)
+    app = run(FrameSource(clock2, [L1], count=0), clock2, UpLink(), broker.factory, storage,
+              NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock2.t >= 20000,
+              log=lambda s: None)
+    list3 = [m[1] for m in broker.messages if m[0].endswith(b"/list3")]
+    assert len(list3) == len(frames)
+    assert [json.loads(p)["meter_clock"] for p in list3] == sorted(
+        json.loads(p)["meter_clock"] for p in list3)
+    assert len(app.outbox) == 0
+
+
+def test_home_assistant_coming_online_gets_every_config_again():
+    broker = FakeBroker(password="secret")
+    clock = FakeClock(epoch=1700000000)
+
+    class Restart(FrameSource):
+        def readinto(self, buf):
+            if self.clock.t == 60000:
+                broker.inbox.append((b"homeassistant/status", b"online"))
+            return FrameSource.readinto(self, buf)
+
+    run(Restart(clock, [L2], 2500, count=48), clock, UpLink(), broker.factory, MemStorage(),
+        NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock.t >= 120000, log=lambda s: None)
+    assert b"homeassistant/status" in broker.subscriptions
+    configs = [m for m in broker.messages if m[0].startswith(b"homeassistant/")]
+    first = [m for m in configs[:len(configs) // 2]]
+    assert configs and len(configs) == 2 * len(set(m[0] for m in configs))
+    assert set(m[0] for m in first) == set(m[0] for m in configs)
+    assert all(m[2] for m in configs)  # retained
+
+
+def test_backoff_is_timed_from_the_end_of_a_slow_attempt():
+    clock = FakeClock()
+    broker = FakeBroker(password="secret")
+    broker.down = True
+    starts, ends = [], []
+
+    def slow(*args):
+        c = broker.factory(*args)
+        real = c.connect
+
+        def connect():
+            starts.append(clock.t)
+            clock.t += 10000  # the listener never answers: the whole timeout is used
+            ends.append(clock.t)
+            real()
+        c.connect = connect
+        return c
+
+    app = happ.App(FrameSource(clock, [L1], count=0), clock, UpLink(), slow, MemStorage(),
+                   NoWatchdog(), FakeSystem(), config(), log=lambda s: None)
+    app.session.backoff.rand = lambda n: n - 1  # the longest wait: easy to check
+    while clock.t < 120000:
+        app.step()
+    for end, nxt in zip(ends, starts[1:]):
+        assert nxt - end >= 900, (starts, ends)  # 1 s, 2 s, ... after the end, not the start
 
 
 def test_meter_silence_shows_in_diag_and_clears_when_frames_return():
@@ -137,16 +242,6 @@ def test_pings_keep_a_quiet_connection_alive():
     assert 8 <= broker.pings <= 11
 
 
-def test_after_a_reboot_the_kept_list3_is_republished_once():
-    storage = MemStorage()
-    first = Run(frames=[L3], count=1, until_ms=5000, storage=storage)
-    kept = storage.read(happ.LAST_LIST3)
-    assert kept == first.on(b"/list3")[0][1]
-    second = Run(frames=[L1], count=0, until_ms=5000, storage=storage)
-    assert second.on(b"/list3") == [(b"han/test/list3", kept, True)]
-    assert len(second.on(b"/list3")) == 1
-
-
 def test_garbage_and_a_failing_source_never_stop_the_loop():
     clock = FakeClock()
     junk = bytes(range(256)) * 20 + L1
@@ -190,7 +285,7 @@ def test_a_client_that_raises_anything_is_reconnected_not_fatal():
     a = run(FrameSource(clock, [L1], count=6), clock, UpLink(), factory, MemStorage(),
             NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock.t >= 30000,
             log=lambda s: None)
-    assert a.disconnects == 1 and a.connects == 2
+    assert a.session.disconnects == 1 and a.session.connects == 2
     assert len([m for m in broker.messages if m[0].endswith(b"/list1")]) == 6  # none lost
 
 
@@ -226,9 +321,11 @@ def test_a_dropped_network_ends_the_session_and_it_resumes_when_back():
     logs = []
     a = run(FrameSource(clock, [L1], count=12), clock, Flapping(), broker.factory, MemStorage(),
             NoWatchdog(), FakeSystem(), config(), stop=lambda a: clock.t >= 40000, log=logs.append)
-    assert a.disconnects == 1 and a.connects == 2
+    assert a.session.disconnects == 1 and a.session.connects == 2
     assert "mqtt: connection lost: network_down" in " ".join(logs)
-    assert len([m for m in broker.messages if m[0].endswith(b"/list1")]) == 12  # queued, not lost
+    # Four List 1 came while the network was down: the newest of them waited.
+    assert len([m for m in broker.messages if m[0].endswith(b"/list1")]) == 12 - a.outbox.replaced
+    assert a.outbox.replaced == 3
 
 
 def test_a_crash_before_the_reboot_is_reported_once_in_diag():

@@ -11,7 +11,7 @@ from hanport.backoff import Backoff
 from hanport.decode import Decoder
 from hanport.diag import SILENT_S, counters_json, error_text, meter_state
 from hanport.hdlc import Deframer
-from hanport.outbox import HOURLY, LIVE, RAW, Outbox
+from hanport.outbox import BILLING, LIVE, STATE, Outbox
 from hanport.publish import base_topic, reading_payload, reading_topic
 
 
@@ -57,47 +57,73 @@ def test_backoff_default_jitter_stays_in_range():
 
 # -- outbox ---------------------------------------------------------------------
 
-def test_outbox_is_fifo_and_pop_only_removes_after_publish():
-    o = Outbox()
-    o.put(b"a", b"1")
-    o.put(b"b", b"2", True)
-    assert o.peek()[:3] == (b"a", b"1", False)
-    assert o.peek()[:3] == (b"a", b"1", False)  # peek does not remove
-    o.pop()
-    assert o.peek()[:3] == (b"b", b"2", True)
-    o.pop()
-    assert o.peek() is None and len(o) == 0 and o.bytes == 0
+class ListQueue:
+    """A durable queue's interface over a list (hanport.flashqueue has its own tests)."""
+
+    def __init__(self):
+        self.q = []
+        self.dropped = 0
+
+    def __len__(self):
+        return len(self.q)
+
+    def put(self, topic, payload):
+        self.q.append((topic, payload))
+
+    def peek(self):
+        return self.q[0] if self.q else None
+
+    def pop(self):
+        self.q.pop(0)
 
 
-def test_outbox_full_drops_oldest_live_before_any_hourly():
-    o = Outbox(max_messages=4)
-    o.put(b"l3", b"h1", True, HOURLY)
-    o.put(b"l1", b"a", False, LIVE)
-    o.put(b"raw", b"r", False, RAW)
-    o.put(b"l1", b"b", False, LIVE)
-    o.put(b"l1", b"c", False, LIVE)  # drops the raw frame
-    o.put(b"l1", b"d", False, LIVE)  # drops the oldest live one, "a"
-    payloads = []
-    while o.peek():
-        payloads.append(o.peek()[1])
-        o.pop()
-    assert payloads == [b"h1", b"b", b"c", b"d"]
-    assert o.dropped == 2 and o.dropped_hourly == 0
+def drain(o):
+    out = []
+    while True:
+        m = o.next()
+        if m is None:
+            return out
+        out.append(m)
+        o.done(m)
 
 
-def test_outbox_of_only_hourly_drops_the_oldest_hourly():
-    o = Outbox(max_messages=2)
-    for p in (b"h1", b"h2", b"h3"):
-        o.put(b"l3", p, True, HOURLY)
-    assert [m[1] for m in o.q] == [b"h2", b"h3"]
-    assert o.dropped_hourly == 1
+def test_outbox_sends_billing_first_in_order_then_state_then_live():
+    o = Outbox(ListQueue())
+    o.put_live(b"l1", b"a")
+    o.put_state(b"energy", b"e")
+    o.put_billing(b"l3", b"h1")
+    o.put_billing(b"hour", b"h2")
+    assert drain(o) == [(b"l3", b"h1", BILLING), (b"hour", b"h2", BILLING),
+                        (b"energy", b"e", STATE), (b"l1", b"a", LIVE)]
+    assert len(o) == 0
 
 
-def test_outbox_bounds_bytes_too():
-    o = Outbox(max_messages=100, max_bytes=100)
-    for i in range(10):
-        o.put(b"t", b"x" * 30)
-    assert o.bytes <= 100 and len(o) == 3
+def test_outbox_keeps_only_the_latest_live_and_state_message_per_topic():
+    o = Outbox(ListQueue())
+    for p in (b"a", b"b", b"c"):
+        o.put_live(b"l1", p)
+    o.put_live(b"l2", b"x")
+    for p in (b"e1", b"e2"):
+        o.put_state(b"energy", p)
+    assert sorted(m[1] for m in drain(o)) == [b"c", b"e2", b"x"]
+    assert o.replaced == 3
+
+
+def test_outbox_never_lets_live_traffic_push_out_a_billing_message():
+    o = Outbox(ListQueue())
+    o.put_billing(b"l3", b"h1")
+    for i in range(1000):
+        o.put_live(b"l1", b"%d" % i)
+    assert drain(o)[0] == (b"l3", b"h1", BILLING)
+
+
+def test_outbox_done_keeps_a_newer_message_that_came_during_the_publish():
+    o = Outbox(ListQueue())
+    o.put_live(b"l1", b"old")
+    m = o.next()
+    o.put_live(b"l1", b"new")  # arrived while "old" was being published
+    o.done(m)
+    assert o.next() == (b"l1", b"new", LIVE)
 
 
 # -- field names ----------------------------------------------------------------

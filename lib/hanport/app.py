@@ -1,32 +1,37 @@
 """The main loop: meter bytes in, MQTT messages out. The same on the ESP32 and a PC.
 
 Everything outside arrives as parameters (see hanport.ports), so the loop
-runs on the device, on the PC twin, and in tests with fakes.
+runs on the device, on the PC twin, and in tests with fakes. Each concern is
+a module with a small interface the loop calls: the deframer and decoder
+(bytes -> readings), energy (a reading arrives -> hours and totals),
+discovery (Home Assistant configs, paced), the outbox with its durable queue
+(what waits for the broker) and the session (the broker connection).
 
-Timing bound: the only blocking calls are the client's connect / publish /
-ping, each bounded by the client's socket timeout (keep it <= 10 s). One
-iteration makes at most one call that can time out (a timeout ends the
-connection), and the byte source is drained between publishes. The ESP32's
-UART rxbuf of 4096 bytes holds 18 s at 2400 baud (about 218 bytes/s), so no
-meter byte is lost while the broker misbehaves. The watchdog timeout must
-exceed the client's timeout.
+Timing bound: every client call (connect, publish, subscribe, ping) is
+bounded by one deadline of the client's timeout (10 s on the device). The
+loop feeds the watchdog and drains the meter between calls and stops
+publishing for this turn after TURN_MS, so the UART's 4096-byte rxbuf (18 s
+at 2400 baud) never overflows while the broker misbehaves.
 """
-from hanport import diag
-from hanport.backoff import Backoff
+from hanport import VERSION, diag
 from hanport.decode import Decoder
+from hanport.energy import Energy
+from hanport.flashqueue import FlashQueue
 from hanport.hdlc import Deframer
-from hanport.outbox import HOURLY, LIVE, RAW, Outbox
-from hanport.ports import BrokerRefused
-from hanport.publish import base_topic, raw_payload, reading_payload, reading_topic
+from hanport.outbox import LIVE, Outbox
+from hanport.publish import base_topic, raw_payload, reading_payload
+from hanport.session import Session
 
 CHUNK = 256  # bytes per source read
 MAX_READS = 16  # reads per drain: 16 x 256 = 4096 bytes, a whole rxbuf
 MAX_PUBLISH = 8  # queued messages sent per iteration
+TURN_MS = 1000  # no further publish in this turn once it has taken this long
 IDLE_MS = 10  # sleep when there is nothing to do: bounds the added latency
 FRAME_GAP_MS = 1000  # a line idle this long inside a frame: the rest never comes
-STABLE_MS = 30000  # a connection that lasted this long resets the backoff
-LAST_LIST3 = "last_list3"  # storage name of the last List 3 payload
+ENERGY_EVERY_S = 60  # <base>/energy at least this often (and after each List 3)
+ENERGY_STATE = "energy"  # storage name of the energy accounting state
 LAST_CRASH = "last_crash"  # written by the device's main.py before it resets
+STEPS_KWH = (2, 5, 10, 15, 20, 25, 50, 75, 100)  # the common Norwegian capacity steps
 
 
 class App:
@@ -35,51 +40,46 @@ class App:
         self.source = source
         self.clock = clock
         self.link = link
-        self.client_factory = client_factory
         self.storage = storage
         self.watchdog = watchdog
         self.system = system
         self.log = log or _print
-
-        m = config["mqtt"]
-        self.host = m.get("host")
-        self.port = m.get("port") or 1883
-        self.user = m.get("user") or None
-        self.password = m.get("password") or None  # never logged or published
-        self.client_id = m.get("client_id") or config["device"]["name"] or "hanport"
-        self.keepalive_s = m.get("keepalive") or 0
-        self.raw = bool(m.get("raw_frames"))
+        self.raw = bool(config["mqtt"].get("raw_frames"))
         self.diag_ms = (config.get("diag_interval_s") or 60) * 1000
+
+        # Long-lived buffers first, while the heap is still in one piece.
+        self.buf = bytearray(CHUNK)
+        self.deframer = Deframer(self._frame)
+        self.decoder = Decoder()
 
         base = base_topic(config)
         self.base = base
-        self.t_status = (base + "/status").encode()
         self.t_diag = (base + "/diag").encode()
         self.t_raw = (base + "/raw").encode()
-        self.t_list3 = (base + "/list3").encode()
-        self.topics = {}  # list number -> topic bytes, built once
-        for n in (1, 2, 3, None):
-            self.topics[n] = reading_topic(base, _ListNo(n)).encode()
+        self.t_hour = (base + "/hour").encode()
+        self.t_energy = (base + "/energy").encode()
+        self.t_lists = ((base + "/reading").encode(), (base + "/list1").encode(),
+                        (base + "/list2").encode(), (base + "/list3").encode())
 
-        self.outbox = Outbox()
-        self.backoff = Backoff()
-        self.decoder = Decoder()
-        self.deframer = Deframer(self._frame)
-        self.buf = bytearray(CHUNK)
+        self.errors = {"source": 0, "storage": 0, "internal": 0}
+        self.outbox = Outbox(FlashQueue(storage))
+        self.session = Session(clock, link, client_factory, config, base, self.log)
+        self.energy = Energy(tuple((config.get("tariff") or {}).get("steps_kwh") or STEPS_KWH))
+        ha = config.get("ha") or {}
+        self.discovery = None
+        if ha.get("discovery", True):
+            from hanport.discovery import Discovery
+            self.discovery = Discovery(ha.get("prefix") or "homeassistant", base,
+                                       config["device"]["name"] or "hanport", VERSION)
 
-        self.client = None
-        self.mqtt_state = "starting"
-        self.connects = 0
-        self.connect_failures = 0
-        self.disconnects = 0
-        self.last_connect_error = None
-        self.published = 0
+        self.published = 0  # acknowledged by the broker (QoS 1)
+        self.sent = 0  # handed to the network (QoS 0)
         self.readings = 0
         self.bytes_in = 0
-        self.errors = {"source": 0, "storage": 0, "internal": 0}
         self.reset_cause = system.reset_cause()
 
         now = clock.ticks_ms()
+        self.now = now
         self.prev = now
         self.rem_ms = 0
         self.up_s = 0
@@ -87,39 +87,39 @@ class App:
         self.last_frame_s = None
         self.last_byte_t = now
         self.frame_open = False  # bytes fed since the line was last idle
-        self.connected_t = now
-        self.tx_t = now
         self.diag_t = now
         self.diag_now = False
+        self.energy_s = 0
         self.meter = "waiting"
 
-        self.last_list3 = None
         self.last_crash = None
         try:
-            self.last_list3 = storage.read(LAST_LIST3)
+            state = storage.read(ENERGY_STATE)
+            if state and not self.energy.restore(state):
+                self.log("energy: the kept state was unreadable; starting afresh")
             self.last_crash = _last_line(storage.read(LAST_CRASH))
             if self.last_crash:
                 storage.write(LAST_CRASH, b"")  # report each crash on one boot only
         except Exception:
             self.errors["storage"] += 1
-        # After a reboot the broker may have lost the retained List 3 and the
-        # next one is up to an hour away: republish the kept one once.
-        self.republish = self.last_list3 is not None
 
     # -- one iteration ---------------------------------------------------
 
     def step(self):
-        clock = self.clock
-        now = clock.ticks_ms()
+        now = self.clock.ticks_ms()
+        self.now = now
         self._tick(now)
         self.watchdog.feed()
         got = self._drain(now)
-        if self.client is None:
-            self._connect(now)
+        if self.session.client is None:
+            status = self.discovery.status_topic if self.discovery else None
+            if self.session.connect(now, status):
+                self._connected(now)
+            self.watchdog.feed()
         else:
             self._service(now)
-        if not got and (self.client is None or not len(self.outbox)):
-            clock.sleep_ms(IDLE_MS)
+        if not got and (self.session.client is None or not len(self.outbox)):
+            self.clock.sleep_ms(IDLE_MS)
 
     def _tick(self, now):
         # Uptime kept in seconds: ticks_diff is only valid for short spans.
@@ -130,21 +130,19 @@ class App:
             if self.rem_ms >= 1000:
                 self.up_s += self.rem_ms // 1000
                 self.rem_ms %= 1000
-                self._check_meter()
-                self._check_link(now)
+                self._every_second(now)
 
-    def _check_link(self, now):
-        # Once a second while connected: a dropped Wi-Fi ends the session at
-        # once instead of waiting for a publish to fail (QoS 0 writes into a
-        # dead link can succeed for a while).
-        if self.client is not None and not self.link.poll():
-            self._lost("network_down", now)
-
-    def _check_meter(self):
+    def _every_second(self, now):
         state, quiet, msg = diag.meter_state(self.up_s, self.last_byte_s, self.last_frame_s)
         if state != self.meter:
             self.meter = state
             self.log("meter: " + (msg or state))
+        # A dropped Wi-Fi ends the session at once instead of waiting for a
+        # publish to fail.
+        if self.session.client is not None and not self.link.poll():
+            self.session.lost("network_down")
+        if self.up_s - self.energy_s >= ENERGY_EVERY_S:
+            self._energy_update()
 
     # -- bytes in --------------------------------------------------------
 
@@ -179,124 +177,101 @@ class App:
         try:
             r = self.decoder.decode(apdu)
             if r is not None:
-                self.readings += 1
-                self.last_frame_s = self.up_s
-                payload = reading_payload(r, self.clock.time())
-                if r.list == 3:
-                    self.outbox.put(self.t_list3, payload, True, HOURLY)
-                    self._keep_list3(payload)
-                else:
-                    self.outbox.put(self.topics.get(r.list, self.topics[None]), payload, False, LIVE)
+                self._reading(r)
             if self.raw:
-                self.outbox.put(self.t_raw, raw_payload(frame), False, RAW)
+                self.outbox.put_live(self.t_raw, raw_payload(frame))
         except Exception as e:
             self.errors["internal"] += 1
             self.log("frame: " + diag.error_text(e))
 
-    def _keep_list3(self, payload):
-        self.last_list3 = payload
-        self.republish = False
+    def _reading(self, r):
+        self.readings += 1
+        self.last_frame_s = self.up_s
+        payload = reading_payload(r, self.clock.time())
+        topic = self.t_lists[r.list or 0]
+        if r.list == 3:
+            self._billing(topic, payload)
+        else:
+            self.outbox.put_live(topic, payload)
+        if self.discovery is not None:
+            self.discovery.on_reading(r)
+        for hour in self.energy.on_reading(r, self.now):
+            self._billing(self.t_hour, hour)
+        if self.energy.changed:
+            self.energy.changed = False
+            try:
+                self.storage.write(ENERGY_STATE, self.energy.dump())
+            except Exception:
+                self.errors["storage"] += 1
+            self._energy_update()
+
+    def _billing(self, topic, payload):
         try:
-            self.storage.write(LAST_LIST3, payload)
+            self.outbox.put_billing(topic, payload)
         except Exception:
+            # Flash failed: still send it (latest value, acknowledged), and say so.
             self.errors["storage"] += 1
+            self.outbox.put_state(topic, payload)
+            self.log("storage: could not queue " + topic.decode() + " on flash")
+
+    def _energy_update(self):
+        self.energy_s = self.up_s
+        p = self.energy.payload(self.now)
+        if p is not None:
+            self.outbox.put_state(self.t_energy, p)
+            if self.discovery is not None:
+                self.discovery.on_energy()
 
     # -- the broker ------------------------------------------------------
 
-    def _connect(self, now):
-        diff = self.clock.ticks_diff
-        if not self.link.poll():
-            self.mqtt_state = "no_network"
-            return
-        if not self.backoff.ready(now, diff):
-            return
-        self.mqtt_state = "connecting"
-        client = None
-        try:
-            client = self.client_factory(
-                self.client_id, self.host, self.port, self.user, self.password,
-                self.keepalive_s, self.t_status, b"offline")
-            client.connect()
-            client.publish(self.t_status, b"online", True)
-        except BrokerRefused as e:
-            self._failed(client, refused_name(e), now)
-            return
-        except Exception as e:  # OSError; umqtt raises IndexError on a closed socket
-            self._failed(client, diag.error_text(e), now)
-            return
-        now = self.clock.ticks_ms()  # connect may have taken seconds
-        self.watchdog.feed()
-        self.client = client
-        self.connects += 1
-        self.mqtt_state = "connected"
-        self.connected_t = now
-        self.tx_t = now
+    def _connected(self, now):
         self.diag_t = now
         self.diag_now = True  # tell the new session how things are at once
-        self.log("mqtt: connected to {}:{} as {}".format(self.host, self.port, self.client_id))
-        if self.republish and self.last_list3:
-            self.outbox.put(self.t_list3, self.last_list3, True, HOURLY)
-            self.republish = False
-
-    def _failed(self, client, why, now):
-        if client is not None:
-            _quiet_disconnect(client)
-        self.connect_failures += 1
-        self.last_connect_error = why
-        self.mqtt_state = why
-        self.backoff.failed(now)
-        self.log("mqtt: connect to {}:{} failed: {}; retry in {} ms".format(
-            self.host, self.port, why, self.backoff.delay_ms))
+        if self.discovery is not None:
+            self.discovery.reannounce()
+        self._energy_update()
 
     def _service(self, now):
+        s = self.session
         diff = self.clock.ticks_diff
-        client = self.client
         try:
+            m = s.poll()
+            d = self.discovery
+            if m is not None and d is not None and m[0] == d.status_topic and m[1] == b"online":
+                d.reannounce()  # Home Assistant restarted: it may have lost the configs
             for _ in range(MAX_PUBLISH):
-                m = self.outbox.peek()
+                m = self.outbox.next()
                 if m is None:
                     break
-                client.publish(m[0], m[1], m[2])
-                self.outbox.pop()
-                self.published += 1
-                self.tx_t = now
+                live = m[2] == LIVE
+                s.publish(m[0], m[1], not live, 0 if live else 1)
+                self.outbox.done(m)
+                if live:
+                    self.sent += 1
+                else:
+                    self.published += 1
+                self.watchdog.feed()
                 self._drain(now)  # keep the UART drained between publishes
+                if diff(self.clock.ticks_ms(), now) >= TURN_MS:
+                    break
+            if d is not None:
+                m = d.next(now, diff)
+                if m is not None:
+                    s.publish(m[0], m[1], True, 1)
+                    self.published += 1
             if self.diag_now or diff(now, self.diag_t) >= self.diag_ms:
                 self.diag_t = now
                 self.diag_now = False
-                client.publish(self.t_diag, diag.payload(self))
-                self.tx_t = now
-            elif self.keepalive_s and diff(now, self.tx_t) >= self.keepalive_s * 500:
-                client.ping()  # umqtt never pings by itself
-                self.tx_t = now
+                s.publish(self.t_diag, diag.payload(self))
+                self.sent += 1
+                if d is not None:
+                    d.on_diag()
+            s.keepalive(now)
         except Exception as e:
-            self._lost(diag.error_text(e), now)
-            return
-        if self.backoff.failures and diff(now, self.connected_t) >= STABLE_MS:
-            self.backoff.succeeded()
-
-    def _lost(self, why, now):
-        _quiet_disconnect(self.client)
-        self.client = None
-        self.disconnects += 1
-        self.mqtt_state = "lost: " + why
-        self.backoff.failed(now)
-        self.log("mqtt: connection lost: {}; retry in {} ms".format(why, self.backoff.delay_ms))
+            s.lost(diag.error_text(e))
 
     def close(self):
-        """Say offline (the will covers crashes) and disconnect."""
-        if self.client is not None:
-            try:
-                self.client.publish(self.t_status, b"offline", True)
-            except Exception:
-                pass
-            _quiet_disconnect(self.client)
-            self.client = None
-            self.mqtt_state = "closed"
-
-
-def refused_name(e):
-    return diag.refused_text(e.args[0] if e.args else None)
+        self.session.close()
 
 
 def run(source, clock, link, client_factory, storage, watchdog, system, config,
@@ -311,25 +286,12 @@ def run(source, clock, link, client_factory, storage, watchdog, system, config,
     return app
 
 
-class _ListNo:
-    # Stands for a reading when only its list number matters (topic names).
-    def __init__(self, n):
-        self.list = n
-
-
 def _last_line(text):
     """The exception line of a stored traceback, at most 160 characters."""
     if not text:
         return None
     lines = text.decode().strip().split("\n")
     return lines[-1][:160] if lines[-1] else None
-
-
-def _quiet_disconnect(client):
-    try:
-        client.disconnect()
-    except Exception:
-        pass  # the socket is already gone: nothing left to close
 
 
 def _print(s):

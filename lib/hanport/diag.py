@@ -87,6 +87,8 @@ def payload(app):
     state, quiet, msg = meter_state(app.up_s, app.last_byte_s, app.last_frame_s)
     link = app.link
     system = app.system
+    s = app.session
+    box = app.outbox
     out = [
         '{"uptime_s":', str(app.up_s),
         ',"reset_cause":', json_or_null(app.reset_cause),
@@ -94,11 +96,11 @@ def payload(app):
         ',"free_heap":', _num(system.free_heap()),
         ',"link":', json_or_null(link.state()),
         ',"rssi":', _num(link.rssi()),
-        ',"mqtt":', json_or_null(app.mqtt_state),
-        ',"connects":', str(app.connects),
-        ',"connect_failures":', str(app.connect_failures),
-        ',"disconnects":', str(app.disconnects),
-        ',"last_connect_error":', json_or_null(app.last_connect_error),
+        ',"mqtt":', json_or_null(s.state),
+        ',"connects":', str(s.connects),
+        ',"connect_failures":', str(s.connect_failures),
+        ',"disconnects":', str(s.disconnects),
+        ',"last_connect_error":', json_or_null(s.last_error),
         ',"meter":', json_or_null(state),
         ',"meter_silent_s":', str(quiet),
         ',"meter_msg":', json_or_null(msg),
@@ -106,18 +108,20 @@ def payload(app):
         ',"frames":', str(app.deframer.frames),
         ',"readings":', str(app.readings),
         ',"published":', str(app.published),
-        ',"queued":', str(len(app.outbox)),
-        ',"dropped":', str(app.outbox.dropped),
+        ',"sent":', str(app.sent),
+        ',"queued":', str(len(box)),
+        ',"dropped":', str(box.durable.dropped),
+        ',"replaced":', str(box.replaced),
         # The device's UART source counts what its ring buffer and IRQ lost.
         ',"rx_overflows":', str(getattr(app.source, "overflows", 0)),
         ',"irq_errors":', str(getattr(app.source, "irq_errors", 0)),
         ',"hdlc_errors":', counters_json(app.deframer.errors),
         ',"decode_errors":', counters_json(app.decoder.errors),
+        ',"energy":', counters_json(app.energy.counters),
         ',"errors":', counters_json(app.errors),
         "}",
     ]
     return "".join(out).encode()
-
 
 
 def _num(n):

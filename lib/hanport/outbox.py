@@ -1,65 +1,64 @@
-"""Messages waiting for the broker.
+"""Messages waiting for the broker, kept by what losing them would cost.
 
-The loop only uses put / peek / pop / len, and removes a message only after
-it was published, so a flash-backed queue (hourly readings that survive a
-reboot) can replace this one without touching the loop.
+- billing (List 3, <base>/hour): in the durable queue (hanport.flashqueue on
+  the Storage port) until the broker acknowledged them (QoS 1). They survive
+  outages and reboots and leave in the order they came; nothing else can push
+  them out.
+- state (<base>/energy): retained, QoS 1, only the latest value per topic.
+- live (List 1, List 2, raw frames): QoS 0, only the latest per topic: while
+  the broker is away a newer reading replaces the waiting one (counted as
+  replaced), so a long outage costs a few hundred bytes of RAM, not more.
 
-Bounded in count and bytes: while the broker is away the oldest message of
-the lowest priority goes first, so raw frames and the 2.5 s / 10 s lists
-make room before any hourly List 3 does.
+The loop asks next(), publishes, and calls done() only after the publish
+returned (for QoS 1: after the PUBACK).
 """
 
-RAW = 0  # raw frame hex: cheapest to lose
-LIVE = 1  # List 1 / List 2: the next one comes within seconds
-HOURLY = 2  # List 3: energy registers, once an hour
+BILLING = 0
+STATE = 1
+LIVE = 2
 
 
 class Outbox:
-    def __init__(self, max_messages=24, max_bytes=12288):
-        self.max_messages = max_messages
-        self.max_bytes = max_bytes
-        self.q = []  # [topic, payload, retain, prio], oldest first
-        self.bytes = 0
-        self.dropped = 0  # messages thrown away to make room
-        self.dropped_hourly = 0  # of which List 3
+    def __init__(self, durable):
+        self.durable = durable
+        self.state = {}  # topic -> payload
+        self.live = {}  # topic -> payload
+        self.replaced = 0  # state and live messages superseded before they were sent
 
     def __len__(self):
-        return len(self.q)
+        return len(self.durable) + len(self.state) + len(self.live)
 
-    def put(self, topic, payload, retain=False, prio=LIVE):
-        size = len(topic) + len(payload)
-        if size > self.max_bytes:
-            self._count_drop(prio)
+    def put_billing(self, topic, payload):
+        """Stored durably before this returns; raises OSError when storage fails."""
+        self.durable.put(topic, payload)
+
+    def put_state(self, topic, payload):
+        self._latest(self.state, topic, payload)
+
+    def put_live(self, topic, payload):
+        self._latest(self.live, topic, payload)
+
+    def _latest(self, slots, topic, payload):
+        if topic in slots:
+            self.replaced += 1
+        slots[topic] = payload
+
+    def next(self):
+        """(topic, payload, kind) of the message to send now, or None. Billing first."""
+        m = self.durable.peek()
+        if m is not None:
+            return m[0], m[1], BILLING
+        for slots, kind in ((self.state, STATE), (self.live, LIVE)):
+            for topic in slots:
+                return topic, slots[topic], kind
+        return None
+
+    def done(self, m):
+        """m (as next() gave it) reached the broker: forget it."""
+        topic, payload, kind = m
+        if kind == BILLING:
+            self.durable.pop()
             return
-        while self.q and (
-            len(self.q) >= self.max_messages or self.bytes + size > self.max_bytes
-        ):
-            self._drop_one()
-        self.q.append((topic, payload, retain, prio))
-        self.bytes += size
-
-    def peek(self):
-        """(topic, payload, retain, prio) of the oldest message, or None."""
-        if not self.q:
-            return None
-        return self.q[0]
-
-    def pop(self):
-        """Forget the oldest message: call after it was published."""
-        if self.q:
-            m = self.q.pop(0)
-            self.bytes -= len(m[0]) + len(m[1])
-
-    def _drop_one(self):
-        low = 0
-        for i in range(1, len(self.q)):
-            if self.q[i][3] < self.q[low][3]:
-                low = i
-        m = self.q.pop(low)
-        self.bytes -= len(m[0]) + len(m[1])
-        self._count_drop(m[3])
-
-    def _count_drop(self, prio):
-        self.dropped += 1
-        if prio >= HOURLY:
-            self.dropped_hourly += 1
+        slots = self.state if kind == STATE else self.live
+        if slots.get(topic) is payload:  # not replaced by a newer one meanwhile
+            del slots[topic]
