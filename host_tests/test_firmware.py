@@ -96,15 +96,30 @@ def fake_machine():
 
 
 class FakeWLAN:
+    """The esp32 port's station interface, status() included.
+
+    Like ports/esp32/network_wlan.c, the fake keeps the last failure reason
+    (201 no AP, 202 wrong password) until the next GOT_IP, and status()
+    reports it ahead of "connecting": right after a new connect(), status()
+    still says how the previous attempt ended. The test plays the driver's
+    events with fail() and got_ip(); `code`, when set, overrides status().
+    """
     IF_STA = 0
     PM_NONE, PM_PERFORMANCE, PM_POWERSAVE = 0, 1, 2
+    SHOWN_FIRST = (201, 202)  # failure reasons status() reports even while retrying
+    ASSOC_LEAVE = 8  # the reason after disconnect(): status() says idle
 
     def __init__(self, log):
         self.log = log
         self.is_active = False
-        self.code = 1000
+        self.code = None
         self.connected = False
         self.connects = []
+        self.disconnects = 0
+        self.reason = 0  # last failure reason, cleared only by GOT_IP
+        self.requested = False  # connect() called, disconnect() not yet
+        self.tries_left = 0  # the driver's own retries left in this attempt
+        self.reconnects = None
 
     def active(self, on=None):
         if on is None:
@@ -114,13 +129,36 @@ class FakeWLAN:
 
     def config(self, **kw):
         self.log.append(("config", kw))
+        self.reconnects = kw.get("reconnects", self.reconnects)
 
     def connect(self, ssid, key):
         self.connects.append((ssid, key))
-        self.code = 1001
+        self.requested = True
+        self.tries_left = 1 + (self.reconnects or 0)
 
     def disconnect(self):
-        self.code = 1000
+        self.disconnects += 1
+        if self.retrying or self.connected:  # an idle driver reports no event
+            self.reason = self.ASSOC_LEAVE
+        self.requested = False
+        self.connected = False
+        self.tries_left = 0
+
+    # -- the driver's events, played by the test --
+    def got_ip(self):
+        self.connected = True
+        self.reason = 0
+
+    def fail(self, reason):
+        """One try of the driver failed (or the link dropped) with `reason`."""
+        self.connected = False
+        self.reason = reason
+        if self.tries_left:
+            self.tries_left -= 1
+
+    @property
+    def retrying(self):
+        return self.requested and self.tries_left > 0
 
     def isconnected(self):
         return self.connected
@@ -130,7 +168,17 @@ class FakeWLAN:
             if not self.connected:
                 raise OSError("STA is not connected")
             return -67
-        return self.code
+        if self.code is not None:
+            return self.code
+        if self.connected:
+            return 1010
+        if self.reason in self.SHOWN_FIRST:
+            return self.reason
+        if self.reason == self.ASSOC_LEAVE:
+            return 1000
+        if self.retrying:
+            return 1001
+        return self.reason or 1000
 
 
 def fake_network():
@@ -317,9 +365,19 @@ def test_wifi_poll_connects_once_and_waits_while_connecting(fw):
     fw.ticks.now += 5000
     assert link.poll() is False
     assert len(wlan.connects) == 1  # still connecting: no second attempt
-    wlan.connected, wlan.code = True, 1010
+    wlan.got_ip()
     assert link.poll() is True
     assert link.rssi() == -67
+
+
+def fail_attempt(fw, wifi, link, wlan, reason=202):
+    """The driver fails every try of the running attempt; the window ends."""
+    while wlan.retrying:
+        wlan.fail(reason)
+        fw.ticks.now += 10
+        assert link.poll() is False
+    fw.ticks.now += wifi.ATTEMPT_MS
+    link.poll()
 
 
 def test_wifi_backs_off_exponentially_after_failures(fw):
@@ -328,9 +386,9 @@ def test_wifi_backs_off_exponentially_after_failures(fw):
     waits = []
     link.poll()
     for _ in range(10):
-        wlan.code = 202  # wrong password: the attempt failed
-        link.poll()
         n = len(wlan.connects)
+        fail_attempt(fw, wifi, link, wlan)  # the wait starts when the attempt ends
+        assert len(wlan.connects) == n
         waited = 0
         while len(wlan.connects) == n:
             fw.ticks.now += 100
@@ -342,35 +400,93 @@ def test_wifi_backs_off_exponentially_after_failures(fw):
     assert waits[-1] == wifi.BACKOFF_CAP_MS
 
 
-def test_wifi_backoff_jitter_stays_within_half_the_delay(fw):
-    wifi, link, _ = make_wifi(fw)
-    for r in (0, 128, 255):
-        wifi.getrandbits = lambda bits, r=r: r
-        for fails in range(1, 12):
-            d = link.backoff_ms(fails)
-            full = min(wifi.BACKOFF_FIRST_MS * 2 ** (fails - 1), wifi.BACKOFF_CAP_MS)
-            assert full // 2 <= d <= full
+def test_wifi_a_new_attempt_is_not_judged_by_the_last_failure(fw):
+    """After a wrong password, status() says 202 through the next attempt too.
+
+    The next attempt must run its window: the driver's own retries are not
+    cut off by disconnect(), and a success a few seconds in is taken.
+    """
+    wifi, link, wlan = make_wifi(fw)
+    link.poll()
+    fail_attempt(fw, wifi, link, wlan, 202)
+    fw.ticks.now += wifi.BACKOFF_FIRST_MS
+    link.poll()
+    assert len(wlan.connects) == 2 and wlan.status() == 202  # stale, as on the ESP32
+    cut = wlan.disconnects
+    for _ in range(50):  # the password was fixed: the driver is associating
+        fw.ticks.now += 100
+        assert link.poll() is False
+    assert wlan.disconnects == cut and wlan.requested  # the driver was left alone
+    assert len(wlan.connects) == 2
+    wlan.got_ip()
+    assert link.poll() is True
+    assert link.attempts == 2
+
+
+def test_wifi_waits_out_the_driver_retries_after_a_drop_with_no_ap(fw):
+    wifi, link, wlan = make_wifi(fw)
+    link.poll()
+    wlan.got_ip()
+    assert link.poll()
+    wlan.fail(201)  # the router reboots: the driver retries by itself, status() says 201
+    for _ in range(100):
+        fw.ticks.now += 200
+        assert link.poll() is False
+    assert wlan.disconnects == 0 and len(wlan.connects) == 1
+    wlan.got_ip()
+    assert link.poll() is True
+
+
+def test_wifi_stops_the_driver_when_an_attempt_fails(fw):
+    """Power budget: no transmitting during the backoff."""
+    wifi, link, wlan = make_wifi(fw)
+    link.poll()
+    wlan.fail(202)  # one failed try; the driver still has retries left
+    fw.ticks.now += wifi.ATTEMPT_MS
+    link.poll()
+    assert wlan.disconnects == 1 and not wlan.requested
+    assert len(wlan.connects) == 1
 
 
 def test_wifi_gives_up_on_an_attempt_that_hangs(fw):
     wifi, link, wlan = make_wifi(fw)
     link.poll()
-    fw.ticks.now += wifi.ATTEMPT_MS
+    fw.ticks.now += wifi.ATTEMPT_MS - 1
+    link.poll()
+    assert len(wlan.connects) == 1 and wlan.disconnects == 0
+    fw.ticks.now += 1
     link.poll()  # still "connecting" after the limit: counted as failed
     fw.ticks.now += wifi.BACKOFF_FIRST_MS
     link.poll()
     assert len(wlan.connects) == 2
 
 
+def test_wifi_a_refused_connect_is_a_failed_attempt(fw):
+    wifi, link, wlan = make_wifi(fw)
+    wifi.getrandbits = lambda bits: 0
+
+    def busy(ssid, key):
+        raise OSError("Wifi Internal Error")
+
+    wlan.connect = busy
+    assert link.poll() is False
+    fw.ticks.now += wifi.BACKOFF_FIRST_MS - 1
+    link.poll()
+    assert link.attempts == 1
+    fw.ticks.now += 1
+    link.poll()
+    assert link.attempts == 2
+
+
 def test_wifi_lets_the_driver_retry_after_a_drop(fw):
     _, link, wlan = make_wifi(fw)
     link.poll()
-    wlan.connected, wlan.code = True, 1010
+    wlan.got_ip()
     assert link.poll()
-    wlan.connected, wlan.code = False, 1001  # the driver reconnects by itself
+    wlan.fail(200)  # beacon timeout: the driver reconnects by itself
     fw.ticks.now += 1000
     assert link.poll() is False
-    assert len(wlan.connects) == 1
+    assert len(wlan.connects) == 1 and wlan.disconnects == 0
     assert link.rssi() is None
 
 
@@ -715,7 +831,7 @@ def test_the_real_loop_runs_on_the_device_objects(fw, tmp_path, monkeypatch, cap
     steps = []
 
     def bounded_run(*args):
-        fw.network.wlan.connected, fw.network.wlan.code = True, 1010
+        fw.network.wlan.got_ip()
         return real_run(*args, stop=lambda a: steps.append(1) or len(steps) > 50)
 
     monkeypatch.setattr(app, "run", bounded_run)
