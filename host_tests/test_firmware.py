@@ -7,6 +7,7 @@ CPython's modules for the duration of a test.
 import errno
 import importlib
 import os
+import struct
 import sys
 import traceback
 import types
@@ -698,6 +699,51 @@ def test_clock_ntp_only_when_configured_and_not_too_often(fw, monkeypatch):
     fw.ticks.now += clock.NTP_RETRY_MS
     c.time()
     assert ntp.calls == 2 and ntp.host == "pool.ntp.org" and ntp.timeout <= 5
+
+
+@pytest.mark.parametrize("error", [
+    ValueError("buffer too small"),  # struct.unpack of a short reply on MicroPython
+    struct.error("unpack requires a buffer of 4 bytes"),  # the same on CPython
+    IndexError("index out of range"),
+    OverflowError("overflow converting long int to machine word"),
+    TypeError("unsupported types"),
+    MemoryError(),
+])
+def test_clock_a_failed_ntp_sync_never_escapes_time(fw, monkeypatch, error):
+    clock = fw.load("firmware.clock")
+    ntp = types.ModuleType("ntptime")
+
+    def settime():
+        raise error
+
+    ntp.settime = settime
+    monkeypatch.setitem(sys.modules, "ntptime", ntp)
+    monkeypatch.setattr(clock, "EPOCH_OFFSET", 0)
+    monkeypatch.setattr(clock.time, "time", lambda: 1735689600)
+    c = clock.Clock("pool.ntp.org")
+    assert c.time() == 1735689600  # the reading keeps its time
+    assert c.ntp_ok is False and c.ntp_failures == 1
+    assert c.ntp_error == type(error).__name__
+    fw.ticks.now += clock.NTP_RESYNC_MS
+    c.time()
+    assert c.ntp_failures == 2
+
+
+def test_clock_a_short_ntp_reply_through_the_real_ntptime_code_path(fw, monkeypatch):
+    """MicroPython's ntptime.time() unpacks msg[40:44]: a 12-byte reply fails there."""
+    clock = fw.load("firmware.clock")
+    ntp = types.ModuleType("ntptime")
+
+    def settime():
+        msg = b"\x1c" + bytes(11)  # what a broken server or middlebox sent back
+        val = struct.unpack("!I", msg[40:44])[0]
+        raise AssertionError("not reached: %r" % val)
+
+    ntp.settime = settime
+    monkeypatch.setitem(sys.modules, "ntptime", ntp)
+    monkeypatch.setattr(clock.time, "time", lambda: 5)
+    c = clock.Clock("pool.ntp.org")
+    assert c.time() == 0 and c.ntp_failures == 1
 
 
 # -- start-up: safe boot, config, crash --------------------------------------
