@@ -81,12 +81,21 @@ def fake_machine():
         def irq(self, handler, trigger=0):
             self.handler = handler
 
-        def readinto(self, buf):
+        def readinto(self, buf, nbytes=None):
+            # Like the ESP32 driver: at most nbytes, the rest stays buffered.
             if not self.chunks:
                 return None
-            c = self.chunks.pop(0)
-            buf[:len(c)] = c
-            return len(c)
+            n = min(len(self.chunks[0]), len(buf) if nbytes is None else nbytes)
+            c = self.chunks[0]
+            buf[:n] = c[:n]
+            if n == len(c):
+                self.chunks.pop(0)
+            else:
+                self.chunks[0] = c[n:]
+            return n
+
+        def any(self):
+            return sum(len(c) for c in self.chunks)
 
     def reset():
         m.resets += 1
@@ -954,8 +963,10 @@ class UART:
         self.kw = kw
     def irq(self, handler, trigger=0):
         self.handler = handler
-    def readinto(self, buf):
+    def readinto(self, buf, nbytes=None):
         return None
+    def any(self):
+        return 0
 machine.UART = UART
 sys.modules["machine"] = machine
 
