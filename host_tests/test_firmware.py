@@ -667,6 +667,22 @@ def test_watchdog_off_is_a_no_op(fw):
     assert fw.machine.wdts == [] and not w.started
 
 
+def test_watchdog_minimum_covers_one_bounded_call_plus_dns():
+    """The longest stretch without a feed: one MQTT call (one 10 s deadline, the
+    client's timeout on the device) plus the DNS lookup of a connect, which only
+    lwIP bounds: 4 tries a server, 1 + 1 + 2 + 3 s apart, up to 3 servers."""
+    from hanport import config
+
+    call_s = 10
+    dns_s = 3 * (1 + 1 + 2 + 3)
+    assert config.MIN_WATCHDOG_S >= call_s + dns_s + 10  # and room for the turn's own work
+    cfg = config.load(GOOD_CONFIG)
+    cfg["watchdog_s"] = config.MIN_WATCHDOG_S - 1
+    assert any("watchdog_s" in e for e in config.check(cfg))
+    cfg["watchdog_s"] = config.MIN_WATCHDOG_S
+    assert config.check(cfg) == []
+
+
 @pytest.mark.parametrize("cause, name", [(1, "power_on"), (2, "hard_reset"), (3, "watchdog"),
                                          (5, "soft_reset"), (0, "unknown_0")])
 def test_system_names_the_reset_cause(fw, cause, name):
