@@ -6,6 +6,7 @@ CPython's modules for the duration of a test.
 """
 import errno
 import importlib
+import json
 import os
 import struct
 import sys
@@ -692,6 +693,41 @@ def test_system_names_the_reset_cause(fw, cause, name):
     assert s.free_heap() == 51200
 
 
+def test_system_reports_the_largest_free_block_of_the_system_heap(fw, monkeypatch):
+    esp32 = types.ModuleType("esp32")
+    esp32.HEAP_DATA, esp32.HEAP_EXEC = 4, 1
+    asked = []
+
+    def idf_heap_info(caps):
+        asked.append(caps)
+        # (total, free, largest_free_block, min_free) per region, as on the ESP32
+        return [(240, 0, 0, 0), (7288, 4892, 4864, 4864), (16648, 14152, 14336, 14112),
+                (94608, 40372, 31744, 39548)]
+
+    esp32.idf_heap_info = idf_heap_info
+    monkeypatch.setitem(sys.modules, "esp32", esp32)
+    s = fw.load("firmware.system").System()
+    assert s.largest_free_block() == 31744 and asked == [esp32.HEAP_DATA]
+
+
+def test_system_largest_free_block_is_none_off_the_esp32(fw, monkeypatch):
+    monkeypatch.setitem(sys.modules, "esp32", None)  # import esp32 fails
+    assert fw.load("firmware.system").System().largest_free_block() is None
+    monkeypatch.setitem(sys.modules, "esp32", types.ModuleType("esp32"))  # no idf_heap_info
+    assert fw.load("firmware.system").System().largest_free_block() is None
+
+
+def test_diag_reports_the_largest_free_block_after_free_heap():
+    from corpus import raw
+    from loop_fakes import transcript
+
+    diags = [line.split(" ", 2)[2] for line in transcript([raw("aidon_6525_it_list1")], count=1)
+             if line.split(" ", 1)[0].endswith("/diag")]
+    keys = list(json.loads(diags[0]))
+    assert keys[keys.index("free_heap") + 1] == "largest_free_block"
+    assert json.loads(diags[0])["largest_free_block"] == 40960
+
+
 def test_clock_counts_from_2000_on_the_esp32_and_is_zero_until_set(fw, monkeypatch):
     clock = fw.load("firmware.clock")
     monkeypatch.setattr(clock, "EPOCH_OFFSET", clock.UNIX_2000)
@@ -1068,7 +1104,8 @@ st = storage.FlashStorage("/data")
 st.write("x", b"1")
 st.write("x", b"22")
 print("storage", st.read("x"), st.read("nope"))
-print("system", system.System().reset_cause(), system.System().free_heap() > 0)
+print("system", system.System().reset_cause(), system.System().free_heap() > 0,
+      system.System().largest_free_block())
 w = watchdog.make(60)
 w.feed()
 print("wdt", w.started)
@@ -1091,6 +1128,6 @@ def test_firmware_modules_run_under_micropython(mpy, tmp_path, repo_root):
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     for line in ("time True", "poll False wrong_password None", "mqtt ok",
-                 "storage b'22' None", "system watchdog True", "wdt True",
+                 "storage b'22' None", "system watchdog True None", "wdt True",
                  "safeboot None", "config /nope.json", "crash True"):
         assert line in out, out
