@@ -18,6 +18,8 @@ class Clock:
         self._ntp_host = ntp_host
         self._last_try = None  # ticks of the last NTP attempt
         self.ntp_ok = False
+        self.ntp_failures = 0  # failed syncs since boot
+        self.ntp_error = None  # the last one's exception type name, e.g. "ValueError"
 
     def ticks_ms(self):
         return time.ticks_ms()
@@ -38,7 +40,14 @@ class Clock:
         return t if t >= VALID_FROM else 0
 
     def sync(self):
-        """One NTP query, bounded by a socket timeout (DNS aside). True on success."""
+        """One NTP query, bounded by a socket timeout (DNS aside). True on success.
+
+        Never raises: time() runs inside the frame handler, and a reading must
+        not be lost to the network. Besides OSError (timeout, DNS), a short or
+        malformed reply makes ntptime's struct.unpack raise ValueError (and
+        CPython's struct.error), a bad timestamp OverflowError, a missing
+        module ImportError: every Exception is counted, none escapes.
+        """
         self._last_try = time.ticks_ms()
         try:
             import ntptime
@@ -46,6 +55,8 @@ class Clock:
             ntptime.timeout = NTP_TIMEOUT_S
             ntptime.settime()  # sets the RTC to UTC
             self.ntp_ok = True
-        except (OSError, OverflowError, IndexError, ImportError):
+        except Exception as e:  # every kind: see the docstring
             self.ntp_ok = False
+            self.ntp_failures += 1
+            self.ntp_error = type(e).__name__
         return self.ntp_ok

@@ -6,6 +6,12 @@ run, so the ESP-IDF driver's rxbuf must hold everything the meter sends
 meanwhile: 2400 baud at 11 bits a byte (8E1) is about 218 bytes/s, so 10 s
 is about 2.2 kB. rxbuf is 4096 for headroom. The ring gets the same size: it
 holds what the IRQ handler moved while the loop was busy in Python code.
+
+A drain moves no more than the ring has room for: what does not fit stays in
+the driver's buffer until the loop reads, so the two together hold 8 KB
+(about 37 s of meter data) before anything is lost. Once both are full the
+driver drops bytes, which MicroPython does not report; `overflows` counts the
+times both were found full (episodes of loss, not bytes).
 """
 import machine
 
@@ -14,6 +20,9 @@ from hanport.ring import Ring
 RXBUF = 4096
 RING_SIZE = 4096
 SCRATCH = 256  # one driver read; a List 3 frame (~400 bytes) takes two
+# The driver counts as full within one hardware FIFO (128 bytes on the ESP32)
+# of rxbuf: its interrupt moves the FIFO into the buffer only when all of it fits.
+FIFO = 128
 
 PARITY = {"E": 0, "N": None, "O": 1}  # MicroPython: parity=0 is EVEN, 1 is odd
 
@@ -35,21 +44,32 @@ class UartSource:
         self._scratch = bytearray(SCRATCH)
         self._busy = False  # the loop is using the ring: the handler stays out
         self.irq_errors = 0
+        self.overflows = 0  # times the ring and the driver's buffer were found full
+        self._full = False  # they were, at the last drain
+        self._full_at = rxbuf - FIFO if rxbuf > FIFO else rxbuf
+        self._any = getattr(self._uart, "any", None)  # bound once: no allocation later
         # Bind once: creating the bound method in the handler path would allocate.
         self._handler = self._on_rx
         self._uart.irq(self._handler, trigger=UART.IRQ_RXIDLE)
 
-    @property
-    def overflows(self):
-        return self._ring.overflows
-
     def _drain(self):
         uart = self._uart
         scratch = self._scratch
-        n = uart.readinto(scratch)  # None when nothing is waiting
-        while n:
-            self._ring.put_from(scratch, n)
-            n = uart.readinto(scratch)
+        ring = self._ring
+        room = ring.room()
+        while room:
+            # Never more than the ring takes: the rest waits in the driver.
+            n = uart.readinto(scratch, SCRATCH if room > SCRATCH else room)
+            if not n:  # None when nothing is waiting
+                self._full = False
+                return
+            ring.put_from(scratch, n)
+            room -= n
+        # The ring is full: is the driver's buffer full too?
+        full = self._any is not None and self._any() >= self._full_at
+        if full and not self._full:
+            self.overflows += 1  # from now on the driver drops meter bytes
+        self._full = full
 
     def _on_rx(self, _uart):
         # Soft IRQ: runs between the loop's bytecodes, so it must not touch the
@@ -69,7 +89,10 @@ class UartSource:
         self._busy = True
         try:
             self._drain()
-            return self._ring.readinto(buf)
+            n = self._ring.readinto(buf)
+            if n:
+                self._drain()  # refill the room just made from the driver's buffer
+            return n
         finally:
             self._busy = False
 

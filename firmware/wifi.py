@@ -2,8 +2,15 @@
 
 The ESP-IDF driver retries forever by default, transmitting all the while;
 on HAN-port power that can brown the dongle out. So the driver gets a few
-retries of its own (config reconnects) and then this module decides when to
-try again: exponential backoff, capped, with jitter.
+retries of its own (config reconnects) within one attempt window, and then
+this module stops it and decides when to try again: exponential backoff,
+capped, with jitter.
+
+An attempt is judged by isconnected() within ATTEMPT_MS, never by status():
+MicroPython's esp32 driver (ports/esp32/network_wlan.c) keeps the last
+failure reason (201 no AP, 202 wrong password) until the next GOT_IP and
+status() reports it ahead of "connecting", so right after a new connect()
+status() still shows the previous attempt's failure.
 """
 import network
 
@@ -36,7 +43,10 @@ PM = {"none": "PM_NONE", "performance": "PM_PERFORMANCE", "powersave": "PM_POWER
 DRIVER_RECONNECTS = 3
 BACKOFF_FIRST_MS = 2000
 BACKOFF_CAP_MS = 120000
-ATTEMPT_MS = 30000  # give up on a connect that is still "connecting" after this
+# One attempt: connect() (or a drop, when the driver reconnects by itself)
+# plus the driver's DRIVER_RECONNECTS retries, each a scan and a handshake of
+# a few seconds. Not connected by then: the attempt failed.
+ATTEMPT_MS = 30000
 
 
 class WiFi:
@@ -73,27 +83,33 @@ class WiFi:
             self._up = False
             self._started = now
         if self._started is not None:
-            if (wlan.status() == CONNECTING
-                    and clock.ticks_diff(now, self._started) < ATTEMPT_MS):
-                return False
-            # This attempt failed or hangs: wait before the next one.
-            self._started = None
-            self._fails += 1
-            self._since = now
-            self._wait = self.backoff_ms(self._fails)
+            if clock.ticks_diff(now, self._started) < ATTEMPT_MS:
+                return False  # status() may still show the last failure: ignore it
+            self._failed(now)  # not connected within the window
         if clock.ticks_diff(now, self._since) >= self._wait:
             self._start(now)
         return False
+
+    def _failed(self, now):
+        # Stop the driver, so that the radio stays quiet during the backoff,
+        # and time the wait from the end of the attempt.
+        self._started = None
+        self._fails += 1
+        self._since = now
+        self._wait = self.backoff_ms(self._fails)
+        try:
+            self._wlan.disconnect()
+        except OSError:
+            pass
 
     def _start(self, now):
         self.attempts += 1
         self._started = now
         try:
-            if self._wlan.status() != 1000:
-                self._wlan.disconnect()  # connect() while connecting raises on the ESP32
+            # The driver is idle here (stopped by _failed, or never started).
             self._wlan.connect(self._ssid, self._key)
         except OSError:
-            pass  # counted as a failed attempt by the next poll()
+            self._failed(now)  # e.g. a connect the boot script left running
 
     def backoff_ms(self, fails):
         """Delay after `fails` failed attempts: doubling, capped, minus up to half as jitter."""

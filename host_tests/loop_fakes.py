@@ -183,6 +183,9 @@ class FakeSystem:
     def free_heap(self):
         return 100000
 
+    def largest_free_block(self):
+        return 40960
+
     def reset_cause(self):
         return "power_on"
 

@@ -6,7 +6,9 @@ CPython's modules for the duration of a test.
 """
 import errno
 import importlib
+import json
 import os
+import struct
 import sys
 import traceback
 import types
@@ -80,12 +82,21 @@ def fake_machine():
         def irq(self, handler, trigger=0):
             self.handler = handler
 
-        def readinto(self, buf):
+        def readinto(self, buf, nbytes=None):
+            # Like the ESP32 driver: at most nbytes, the rest stays buffered.
             if not self.chunks:
                 return None
-            c = self.chunks.pop(0)
-            buf[:len(c)] = c
-            return len(c)
+            n = min(len(self.chunks[0]), len(buf) if nbytes is None else nbytes)
+            c = self.chunks[0]
+            buf[:n] = c[:n]
+            if n == len(c):
+                self.chunks.pop(0)
+            else:
+                self.chunks[0] = c[n:]
+            return n
+
+        def any(self):
+            return sum(len(c) for c in self.chunks)
 
     def reset():
         m.resets += 1
@@ -96,15 +107,30 @@ def fake_machine():
 
 
 class FakeWLAN:
+    """The esp32 port's station interface, status() included.
+
+    Like ports/esp32/network_wlan.c, the fake keeps the last failure reason
+    (201 no AP, 202 wrong password) until the next GOT_IP, and status()
+    reports it ahead of "connecting": right after a new connect(), status()
+    still says how the previous attempt ended. The test plays the driver's
+    events with fail() and got_ip(); `code`, when set, overrides status().
+    """
     IF_STA = 0
     PM_NONE, PM_PERFORMANCE, PM_POWERSAVE = 0, 1, 2
+    SHOWN_FIRST = (201, 202)  # failure reasons status() reports even while retrying
+    ASSOC_LEAVE = 8  # the reason after disconnect(): status() says idle
 
     def __init__(self, log):
         self.log = log
         self.is_active = False
-        self.code = 1000
+        self.code = None
         self.connected = False
         self.connects = []
+        self.disconnects = 0
+        self.reason = 0  # last failure reason, cleared only by GOT_IP
+        self.requested = False  # connect() called, disconnect() not yet
+        self.tries_left = 0  # the driver's own retries left in this attempt
+        self.reconnects = None
 
     def active(self, on=None):
         if on is None:
@@ -114,13 +140,36 @@ class FakeWLAN:
 
     def config(self, **kw):
         self.log.append(("config", kw))
+        self.reconnects = kw.get("reconnects", self.reconnects)
 
     def connect(self, ssid, key):
         self.connects.append((ssid, key))
-        self.code = 1001
+        self.requested = True
+        self.tries_left = 1 + (self.reconnects or 0)
 
     def disconnect(self):
-        self.code = 1000
+        self.disconnects += 1
+        if self.retrying or self.connected:  # an idle driver reports no event
+            self.reason = self.ASSOC_LEAVE
+        self.requested = False
+        self.connected = False
+        self.tries_left = 0
+
+    # -- the driver's events, played by the test --
+    def got_ip(self):
+        self.connected = True
+        self.reason = 0
+
+    def fail(self, reason):
+        """One try of the driver failed (or the link dropped) with `reason`."""
+        self.connected = False
+        self.reason = reason
+        if self.tries_left:
+            self.tries_left -= 1
+
+    @property
+    def retrying(self):
+        return self.requested and self.tries_left > 0
 
     def isconnected(self):
         return self.connected
@@ -130,7 +179,17 @@ class FakeWLAN:
             if not self.connected:
                 raise OSError("STA is not connected")
             return -67
-        return self.code
+        if self.code is not None:
+            return self.code
+        if self.connected:
+            return 1010
+        if self.reason in self.SHOWN_FIRST:
+            return self.reason
+        if self.reason == self.ASSOC_LEAVE:
+            return 1000
+        if self.retrying:
+            return 1001
+        return self.reason or 1000
 
 
 def fake_network():
@@ -317,9 +376,19 @@ def test_wifi_poll_connects_once_and_waits_while_connecting(fw):
     fw.ticks.now += 5000
     assert link.poll() is False
     assert len(wlan.connects) == 1  # still connecting: no second attempt
-    wlan.connected, wlan.code = True, 1010
+    wlan.got_ip()
     assert link.poll() is True
     assert link.rssi() == -67
+
+
+def fail_attempt(fw, wifi, link, wlan, reason=202):
+    """The driver fails every try of the running attempt; the window ends."""
+    while wlan.retrying:
+        wlan.fail(reason)
+        fw.ticks.now += 10
+        assert link.poll() is False
+    fw.ticks.now += wifi.ATTEMPT_MS
+    link.poll()
 
 
 def test_wifi_backs_off_exponentially_after_failures(fw):
@@ -328,9 +397,9 @@ def test_wifi_backs_off_exponentially_after_failures(fw):
     waits = []
     link.poll()
     for _ in range(10):
-        wlan.code = 202  # wrong password: the attempt failed
-        link.poll()
         n = len(wlan.connects)
+        fail_attempt(fw, wifi, link, wlan)  # the wait starts when the attempt ends
+        assert len(wlan.connects) == n
         waited = 0
         while len(wlan.connects) == n:
             fw.ticks.now += 100
@@ -342,35 +411,93 @@ def test_wifi_backs_off_exponentially_after_failures(fw):
     assert waits[-1] == wifi.BACKOFF_CAP_MS
 
 
-def test_wifi_backoff_jitter_stays_within_half_the_delay(fw):
-    wifi, link, _ = make_wifi(fw)
-    for r in (0, 128, 255):
-        wifi.getrandbits = lambda bits, r=r: r
-        for fails in range(1, 12):
-            d = link.backoff_ms(fails)
-            full = min(wifi.BACKOFF_FIRST_MS * 2 ** (fails - 1), wifi.BACKOFF_CAP_MS)
-            assert full // 2 <= d <= full
+def test_wifi_a_new_attempt_is_not_judged_by_the_last_failure(fw):
+    """After a wrong password, status() says 202 through the next attempt too.
+
+    The next attempt must run its window: the driver's own retries are not
+    cut off by disconnect(), and a success a few seconds in is taken.
+    """
+    wifi, link, wlan = make_wifi(fw)
+    link.poll()
+    fail_attempt(fw, wifi, link, wlan, 202)
+    fw.ticks.now += wifi.BACKOFF_FIRST_MS
+    link.poll()
+    assert len(wlan.connects) == 2 and wlan.status() == 202  # stale, as on the ESP32
+    cut = wlan.disconnects
+    for _ in range(50):  # the password was fixed: the driver is associating
+        fw.ticks.now += 100
+        assert link.poll() is False
+    assert wlan.disconnects == cut and wlan.requested  # the driver was left alone
+    assert len(wlan.connects) == 2
+    wlan.got_ip()
+    assert link.poll() is True
+    assert link.attempts == 2
+
+
+def test_wifi_waits_out_the_driver_retries_after_a_drop_with_no_ap(fw):
+    wifi, link, wlan = make_wifi(fw)
+    link.poll()
+    wlan.got_ip()
+    assert link.poll()
+    wlan.fail(201)  # the router reboots: the driver retries by itself, status() says 201
+    for _ in range(100):
+        fw.ticks.now += 200
+        assert link.poll() is False
+    assert wlan.disconnects == 0 and len(wlan.connects) == 1
+    wlan.got_ip()
+    assert link.poll() is True
+
+
+def test_wifi_stops_the_driver_when_an_attempt_fails(fw):
+    """Power budget: no transmitting during the backoff."""
+    wifi, link, wlan = make_wifi(fw)
+    link.poll()
+    wlan.fail(202)  # one failed try; the driver still has retries left
+    fw.ticks.now += wifi.ATTEMPT_MS
+    link.poll()
+    assert wlan.disconnects == 1 and not wlan.requested
+    assert len(wlan.connects) == 1
 
 
 def test_wifi_gives_up_on_an_attempt_that_hangs(fw):
     wifi, link, wlan = make_wifi(fw)
     link.poll()
-    fw.ticks.now += wifi.ATTEMPT_MS
+    fw.ticks.now += wifi.ATTEMPT_MS - 1
+    link.poll()
+    assert len(wlan.connects) == 1 and wlan.disconnects == 0
+    fw.ticks.now += 1
     link.poll()  # still "connecting" after the limit: counted as failed
     fw.ticks.now += wifi.BACKOFF_FIRST_MS
     link.poll()
     assert len(wlan.connects) == 2
 
 
+def test_wifi_a_refused_connect_is_a_failed_attempt(fw):
+    wifi, link, wlan = make_wifi(fw)
+    wifi.getrandbits = lambda bits: 0
+
+    def busy(ssid, key):
+        raise OSError("Wifi Internal Error")
+
+    wlan.connect = busy
+    assert link.poll() is False
+    fw.ticks.now += wifi.BACKOFF_FIRST_MS - 1
+    link.poll()
+    assert link.attempts == 1
+    fw.ticks.now += 1
+    link.poll()
+    assert link.attempts == 2
+
+
 def test_wifi_lets_the_driver_retry_after_a_drop(fw):
     _, link, wlan = make_wifi(fw)
     link.poll()
-    wlan.connected, wlan.code = True, 1010
+    wlan.got_ip()
     assert link.poll()
-    wlan.connected, wlan.code = False, 1001  # the driver reconnects by itself
+    wlan.fail(200)  # beacon timeout: the driver reconnects by itself
     fw.ticks.now += 1000
     assert link.poll() is False
-    assert len(wlan.connects) == 1
+    assert len(wlan.connects) == 1 and wlan.disconnects == 0
     assert link.rssi() is None
 
 
@@ -541,6 +668,22 @@ def test_watchdog_off_is_a_no_op(fw):
     assert fw.machine.wdts == [] and not w.started
 
 
+def test_watchdog_minimum_covers_one_bounded_call_plus_dns():
+    """The longest stretch without a feed: one MQTT call (one 10 s deadline, the
+    client's timeout on the device) plus the DNS lookup of a connect, which only
+    lwIP bounds: 4 tries a server, 1 + 1 + 2 + 3 s apart, up to 3 servers."""
+    from hanport import config
+
+    call_s = 10
+    dns_s = 3 * (1 + 1 + 2 + 3)
+    assert config.MIN_WATCHDOG_S >= call_s + dns_s + 10  # and room for the turn's own work
+    cfg = config.load(GOOD_CONFIG)
+    cfg["watchdog_s"] = config.MIN_WATCHDOG_S - 1
+    assert any("watchdog_s" in e for e in config.check(cfg))
+    cfg["watchdog_s"] = config.MIN_WATCHDOG_S
+    assert config.check(cfg) == []
+
+
 @pytest.mark.parametrize("cause, name", [(1, "power_on"), (2, "hard_reset"), (3, "watchdog"),
                                          (5, "soft_reset"), (0, "unknown_0")])
 def test_system_names_the_reset_cause(fw, cause, name):
@@ -548,6 +691,41 @@ def test_system_names_the_reset_cause(fw, cause, name):
     s = fw.load("firmware.system").System()
     assert s.reset_cause() == name
     assert s.free_heap() == 51200
+
+
+def test_system_reports_the_largest_free_block_of_the_system_heap(fw, monkeypatch):
+    esp32 = types.ModuleType("esp32")
+    esp32.HEAP_DATA, esp32.HEAP_EXEC = 4, 1
+    asked = []
+
+    def idf_heap_info(caps):
+        asked.append(caps)
+        # (total, free, largest_free_block, min_free) per region, as on the ESP32
+        return [(240, 0, 0, 0), (7288, 4892, 4864, 4864), (16648, 14152, 14336, 14112),
+                (94608, 40372, 31744, 39548)]
+
+    esp32.idf_heap_info = idf_heap_info
+    monkeypatch.setitem(sys.modules, "esp32", esp32)
+    s = fw.load("firmware.system").System()
+    assert s.largest_free_block() == 31744 and asked == [esp32.HEAP_DATA]
+
+
+def test_system_largest_free_block_is_none_off_the_esp32(fw, monkeypatch):
+    monkeypatch.setitem(sys.modules, "esp32", None)  # import esp32 fails
+    assert fw.load("firmware.system").System().largest_free_block() is None
+    monkeypatch.setitem(sys.modules, "esp32", types.ModuleType("esp32"))  # no idf_heap_info
+    assert fw.load("firmware.system").System().largest_free_block() is None
+
+
+def test_diag_reports_the_largest_free_block_after_free_heap():
+    from corpus import raw
+    from loop_fakes import transcript
+
+    diags = [line.split(" ", 2)[2] for line in transcript([raw("aidon_6525_it_list1")], count=1)
+             if line.split(" ", 1)[0].endswith("/diag")]
+    keys = list(json.loads(diags[0]))
+    assert keys[keys.index("free_heap") + 1] == "largest_free_block"
+    assert json.loads(diags[0])["largest_free_block"] == 40960
 
 
 def test_clock_counts_from_2000_on_the_esp32_and_is_zero_until_set(fw, monkeypatch):
@@ -582,6 +760,51 @@ def test_clock_ntp_only_when_configured_and_not_too_often(fw, monkeypatch):
     fw.ticks.now += clock.NTP_RETRY_MS
     c.time()
     assert ntp.calls == 2 and ntp.host == "pool.ntp.org" and ntp.timeout <= 5
+
+
+@pytest.mark.parametrize("error", [
+    ValueError("buffer too small"),  # struct.unpack of a short reply on MicroPython
+    struct.error("unpack requires a buffer of 4 bytes"),  # the same on CPython
+    IndexError("index out of range"),
+    OverflowError("overflow converting long int to machine word"),
+    TypeError("unsupported types"),
+    MemoryError(),
+])
+def test_clock_a_failed_ntp_sync_never_escapes_time(fw, monkeypatch, error):
+    clock = fw.load("firmware.clock")
+    ntp = types.ModuleType("ntptime")
+
+    def settime():
+        raise error
+
+    ntp.settime = settime
+    monkeypatch.setitem(sys.modules, "ntptime", ntp)
+    monkeypatch.setattr(clock, "EPOCH_OFFSET", 0)
+    monkeypatch.setattr(clock.time, "time", lambda: 1735689600)
+    c = clock.Clock("pool.ntp.org")
+    assert c.time() == 1735689600  # the reading keeps its time
+    assert c.ntp_ok is False and c.ntp_failures == 1
+    assert c.ntp_error == type(error).__name__
+    fw.ticks.now += clock.NTP_RESYNC_MS
+    c.time()
+    assert c.ntp_failures == 2
+
+
+def test_clock_a_short_ntp_reply_through_the_real_ntptime_code_path(fw, monkeypatch):
+    """MicroPython's ntptime.time() unpacks msg[40:44]: a 12-byte reply fails there."""
+    clock = fw.load("firmware.clock")
+    ntp = types.ModuleType("ntptime")
+
+    def settime():
+        msg = b"\x1c" + bytes(11)  # what a broken server or middlebox sent back
+        val = struct.unpack("!I", msg[40:44])[0]
+        raise AssertionError("not reached: %r" % val)
+
+    ntp.settime = settime
+    monkeypatch.setitem(sys.modules, "ntptime", ntp)
+    monkeypatch.setattr(clock.time, "time", lambda: 5)
+    c = clock.Clock("pool.ntp.org")
+    assert c.time() == 0 and c.ntp_failures == 1
 
 
 # -- start-up: safe boot, config, crash --------------------------------------
@@ -715,7 +938,7 @@ def test_the_real_loop_runs_on_the_device_objects(fw, tmp_path, monkeypatch, cap
     steps = []
 
     def bounded_run(*args):
-        fw.network.wlan.connected, fw.network.wlan.code = True, 1010
+        fw.network.wlan.got_ip()
         return real_run(*args, stop=lambda a: steps.append(1) or len(steps) > 50)
 
     monkeypatch.setattr(app, "run", bounded_run)
@@ -792,8 +1015,10 @@ class UART:
         self.kw = kw
     def irq(self, handler, trigger=0):
         self.handler = handler
-    def readinto(self, buf):
+    def readinto(self, buf, nbytes=None):
         return None
+    def any(self):
+        return 0
 machine.UART = UART
 sys.modules["machine"] = machine
 
@@ -879,7 +1104,8 @@ st = storage.FlashStorage("/data")
 st.write("x", b"1")
 st.write("x", b"22")
 print("storage", st.read("x"), st.read("nope"))
-print("system", system.System().reset_cause(), system.System().free_heap() > 0)
+print("system", system.System().reset_cause(), system.System().free_heap() > 0,
+      system.System().largest_free_block())
 w = watchdog.make(60)
 w.feed()
 print("wdt", w.started)
@@ -902,6 +1128,6 @@ def test_firmware_modules_run_under_micropython(mpy, tmp_path, repo_root):
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
     for line in ("time True", "poll False wrong_password None", "mqtt ok",
-                 "storage b'22' None", "system watchdog True", "wdt True",
+                 "storage b'22' None", "system watchdog True None", "wdt True",
                  "safeboot None", "config /nope.json", "crash True"):
         assert line in out, out

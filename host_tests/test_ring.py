@@ -164,25 +164,43 @@ import gc, sys
 
 class FakeUART:
     # The ESP32 UART as the source uses it; readinto hands out scripted chunks
-    # by index loops so that the fake itself allocates nothing.
+    # by index loops so that the fake itself allocates nothing. Like the
+    # driver it gives at most nbytes and keeps the rest of a chunk buffered.
     IRQ_RXIDLE = 4
     INV_RX = 1
     def __init__(self, uart_id, **kw):
         self.kw = kw
         self.chunks = []
+        self.pos = 0  # bytes of chunks[0] already read
         self.fail = False
     def irq(self, handler, trigger=0):
         self.handler = handler
         self.trigger = trigger
-    def readinto(self, buf):
+    def readinto(self, buf, nbytes=-1):
         if self.fail:
             raise OSError(5)
         if not self.chunks:
             return None
-        c = self.chunks.pop(0)
-        for i in range(len(c)):
-            buf[i] = c[i]
-        return len(c)
+        c = self.chunks[0]
+        pos = self.pos
+        n = len(c) - pos
+        if nbytes < 0:
+            nbytes = len(buf)
+        if n > nbytes:
+            n = nbytes
+        for i in range(n):
+            buf[i] = c[pos + i]
+        pos += n
+        if pos == len(c):
+            self.chunks.pop(0)
+            pos = 0
+        self.pos = pos
+        return n
+    def any(self):
+        n = -self.pos
+        for c in self.chunks:
+            n += len(c)
+        return n
 
 class FakePin:
     IN = 1
@@ -239,6 +257,56 @@ assert len(s._ring) == 0 and u.chunks == [b"xy"]
 s._busy = False
 print("busy ok")
 """
+
+
+# A full ring leaves the rest in the driver's buffer (nothing dropped), and the
+# handler still allocates nothing, whether the ring is full or fills up.
+UART_FULL_SCRIPT = UART_SCRIPT[:UART_SCRIPT.index("s = UartSource(")] + r"""
+s = UartSource(2, rx=16, tx=17, parity="E", rxbuf=400, ring_size=300)
+u = s._uart
+frame = bytearray(range(200))
+u.chunks = [frame, frame, frame]  # 600 bytes for a ring of 300
+handler = u.handler
+print("fill alloc", measure(handler, u))
+assert len(s._ring) == 300 and s._ring.overflows == 0, (len(s._ring), s._ring.overflows)
+assert u.any() == 300, u.any()  # the rest waits in the driver
+print("full alloc", measure(handler, u))
+# The driver's buffer (rxbuf 400) is full too: one episode of loss, counted once.
+assert u.any() == 300 and s.overflows == 1, (u.any(), s.overflows)
+out = bytearray(1000)
+got = bytearray()
+for _ in range(3):
+    n = s.readinto(out)
+    got.extend(out[:n])
+assert bytes(got) == bytes(frame) * 3, len(got)
+assert s._ring.overflows == 0 and u.any() == 0
+print("nothing lost", len(got), s.overflows)
+u.chunks = [frame, frame, frame]  # a second stall: counted again
+handler(u)
+while s.readinto(out):
+    pass
+print("episodes", s.overflows)
+"""
+
+
+def test_uart_full_ring_leaves_bytes_in_the_driver_under_micropython(mpy, tmp_path):
+    out = run_script(mpy, tmp_path, UART_FULL_SCRIPT, files=[
+        ("firmware/__init__.py", "/lib/firmware/__init__.py"),
+        ("firmware/uart_source.py", "/lib/firmware/uart_source.py"),
+    ])
+    for line in ("fill alloc 0", "full alloc 0", "nothing lost 600 1", "episodes 2"):
+        assert line in out, out
+
+
+def test_ring_room_is_what_fits():
+    r = Ring(5)
+    assert r.room() == 5
+    r.put_from(b"abc", 3)
+    assert r.room() == 2
+    r.readinto(bytearray(1))
+    assert r.room() == 3
+    r.put_from(b"defgh", 5)
+    assert r.room() == 0 and r.overflows == 2
 
 
 def test_uart_irq_handler_under_micropython(mpy, tmp_path):

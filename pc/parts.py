@@ -90,6 +90,9 @@ class PcSystem:
     def free_heap(self):
         return None  # meaningless on a PC
 
+    def largest_free_block(self):
+        return None
+
     def reset_cause(self):
         return "pc_start"
 

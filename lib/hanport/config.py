@@ -25,9 +25,18 @@ PARITIES = ("E", "N", "O")
 # 34..39 are input only.
 FLASH_PINS = (6, 7, 8, 9, 10, 11)
 # The loop may block up to 10 s (plus a DNS lookup in C): a shorter keepalive
-# or watchdog would fire then.
+# would fire then.
 MIN_KEEPALIVE = 15
-MIN_WATCHDOG_S = 30
+# The loop feeds the watchdog before and after each blocking MQTT call, so the
+# longest stretch without a feed is one call: 10 s (the client's one deadline
+# for TCP + CONNECT/CONNACK, or a publish, or a ping) plus, for connect, the
+# DNS lookup, which no Python timeout bounds. lwIP's resolver (dns.c,
+# dns_check_entry) asks each server 4 times (DNS_MAX_RETRIES), waiting 1, 1, 2
+# and 3 ticks of DNS_TMR_INTERVAL (1 s): 7 s a server, and ESP-IDF tries up to
+# 3 servers (DNS_MAX_SERVERS in components/lwip/port/include/lwipopts.h), so
+# 21 s. 10 + 21 = 31 s; 45 leaves 14 s for the Python work, garbage
+# collection and flash writes of the same turn.
+MIN_WATCHDOG_S = 45
 
 
 def load(text):

@@ -94,6 +94,7 @@ def payload(app):
         ',"reset_cause":', json_or_null(app.reset_cause),
         ',"last_crash":', json_or_null(app.last_crash),
         ',"free_heap":', _num(system.free_heap()),
+        ',"largest_free_block":', _num(system.largest_free_block()),
         ',"link":', json_or_null(link.state()),
         ',"rssi":', _num(link.rssi()),
         ',"mqtt":', json_or_null(s.state),

@@ -35,7 +35,10 @@ Watchdog
     feed()
 
 System (facts about the machine, for diagnostics)
-    free_heap() -> int or None; reset_cause() -> str
+    free_heap() -> int or None       bytes free in the Python heap
+    largest_free_block() -> int or None   largest free block of the system
+                                     heap (Wi-Fi, lwIP, TLS allocate there)
+    reset_cause() -> str
 """
 
 

@@ -22,6 +22,10 @@ class Ring:
     def available(self):
         return self._len
 
+    def room(self):
+        """How many bytes put_from() would take now without dropping any."""
+        return self._cap - self._len
+
     def put_from(self, src, n):
         """Copy src[0:n] in; return how many fitted."""
         room = self._cap - self._len
