@@ -344,11 +344,11 @@ class Energy:
         return ok
 
     def _restore(self, data):
-        data = bytes(data)
-        cut = data.rfind(b" ")
-        if cut < 0 or int(data[cut + 1:], 16) != crc16(data[:cut]):
+        text = bytes(data).decode()
+        cut = text.rfind(" ")
+        if cut < 0 or int(text[cut + 1:], 16) != crc16(text[:cut].encode()):
             return False
-        parts = data[:cut].decode().split(" ")
+        parts = text[:cut].split(" ")
         if len(parts) != 24 or parts[0] != VERSION:
             return False
         clock = parts[1]
@@ -358,7 +358,7 @@ class Energy:
         pk = v[16:22]
         if t < 0:  # the dump of a state that has seen no List 3 yet
             self._fresh()
-            return data == self.dump()
+            return text == self.dump().decode()
         if lt.parse(clock) < 0 or lt.date_of(lt.to_local(t)) != day:
             return False
         if min(r + h) < 0 or min(dimp, dexp, mimp, mexp) < 0 or last_hour < -1:
