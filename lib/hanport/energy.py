@@ -55,7 +55,7 @@ class Energy:
         self._last_hour = -1  # import of the last closed one-hour period; -1: none
         self._pk = [0, -1, 0, -1, 0, -1]  # 3 x (day*100 + hour, Wh); Wh -1: empty
         self._live_reset(-1)
-        self._pw_i = self._pw_e = -1  # last import/export power, W; -1: none
+        self._pw_i = self._pw_e = 0  # last import/export power, W
 
     def _live_reset(self, now_ms):
         self._ms = now_ms  # ticks of the last power reading; -1: none
@@ -80,42 +80,31 @@ class Energy:
                 elif ":2.7.0." in o:
                     pe = _scaled(v, item[2])
             if pi >= 0 or pe >= 0:
-                self._integrate(now_ms)
-                self._ms = now_ms
+                self._power(now_ms, True)
                 if pi >= 0:
                     self._pw_i = pi
                 if pe >= 0:
                     self._pw_e = pe
         return _NONE
 
-    def _held(self, now_ms):
-        if self._ms < 0:
-            return 0
-        d = (now_ms - self._ms) & TICKS
-        return HOLD_MS if d > HOLD_MS else d
-
-    def _integrate(self, now_ms):
-        d = self._held(now_ms)
-        if d:
-            if self._pw_i > 0:
-                a = self._acc_i + self._pw_i * d
-                self._wh_i += a // MS_PER_H
-                self._acc_i = a % MS_PER_H
-            if self._pw_e > 0:
-                a = self._acc_e + self._pw_e * d
-                self._wh_e += a // MS_PER_H
-                self._acc_e = a % MS_PER_H
-
-    def _since_list3(self, now_ms):
-        """(import, export) Wh integrated from power since the last List 3, up to now."""
-        d = self._held(now_ms)
-        i = self._wh_i
-        e = self._wh_e
-        if self._pw_i > 0:
-            i += (self._acc_i + self._pw_i * d) // MS_PER_H
-        if self._pw_e > 0:
-            e += (self._acc_e + self._pw_e * d) // MS_PER_H
-        return i, e
+    def _power(self, now_ms, keep):
+        """Wh integrated from power since the last List 3, up to now_ms: kept (and the
+        tuple not made, so a List 1 allocates nothing) or returned as (import, export)."""
+        d = 0
+        if self._ms >= 0:
+            d = (now_ms - self._ms) & TICKS
+            if d > HOLD_MS:
+                d = HOLD_MS
+        ai = self._acc_i + self._pw_i * d
+        ae = self._acc_e + self._pw_e * d
+        if keep:
+            self._wh_i += ai // MS_PER_H
+            self._acc_i = ai % MS_PER_H
+            self._wh_e += ae // MS_PER_H
+            self._acc_e = ae % MS_PER_H
+            self._ms = now_ms
+            return None
+        return self._wh_i + ai // MS_PER_H, self._wh_e + ae // MS_PER_H
 
     def _list3(self, reading, now_ms):
         clock = None
@@ -149,45 +138,39 @@ class Energy:
         t, other = lt.candidates(lm)
         if other >= 0 and self._t >= t and not (self._t == t and regs == last):
             t = other  # the repeated October hour, second pass (standard time)
+        out = _NONE
         if self._t < 0:
-            self._start(t, regs, clock)
+            self._start(t, regs)
         elif t <= self._t:
             if t == self._t and regs == last:
                 self.counters["repeated"] += 1
                 return _NONE
-            if t + lt.DAY < self._t and _not_below(regs, last):
-                # The meter's clock was set back by more than a day: start again from here.
-                self.counters["clock_jump"] += 1
-                self.log("energy: the meter's clock went back: restarted at " + clock)
-                self._start(t, regs, clock)
-            else:
+            if t + lt.DAY >= self._t or not _not_below(regs, last):
                 self.counters["stale"] += 1  # an older List 3 sent again
                 return _NONE
+            # The meter's clock was set back by more than a day: start again from here.
+            self.counters["clock_jump"] += 1
+            self.log("energy: the meter's clock went back: restarted at " + clock)
+            self._start(t, regs)
         elif not _not_below(regs, last):
             self.counters["reset"] += 1  # a register went back: a new meter
             self.log("energy: a register went back (meter replaced?): restarted at " + clock)
-            self._start(t, regs, clock)
+            self._start(t, regs)
         else:
             out = self._advance(t, regs)
-            self._clock = clock
-            self._after_list3(now_ms, pi, pe)
-            return out
-        self._after_list3(now_ms, pi, pe)
-        return _NONE
-
-    def _after_list3(self, now_ms, pi, pe):
+        self._clock = clock
         self._live_reset(now_ms)
         if pi >= 0:
             self._pw_i = pi
         if pe >= 0:
             self._pw_e = pe
         self.changed = True
+        return out
 
-    def _start(self, t, regs, clock):
+    def _start(self, t, regs):
         """(Re)start the accounting at this List 3; today's and the month's totals stay."""
         self._t = t
         self._r = regs
-        self._clock = clock
         self._ht = t if t % 60 == 0 else -1
         self._h = list(regs)
         self._last_hour = -1
@@ -263,63 +246,51 @@ class Energy:
 
     # -- figures ----------------------------------------------------------
 
-    def _peaks_sorted(self):
-        pk = self._pk
-        got = [(pk[i + 1], -pk[i]) for i in (0, 2, 4) if pk[i + 1] >= 0]
-        got.sort(reverse=True)  # highest first; a tie: the earlier hour first
-        return got
-
-    def capacity(self, hour_wh=0):
-        """(capacity_wh, step, step_limit_wh or -1, headroom_wh or -1) with hour_wh used
-        so far in the current hour."""
-        pk = self._pk
-        n = total = 0
-        for i in (0, 2, 4):
-            if pk[i + 1] >= 0:
-                n += 1
-                total += pk[i + 1]
-        cap = total // n if n else 0
-        steps = self.steps
-        s = 0
-        while s < len(steps) and cap > steps[s] * 1000:
-            s += 1
-        if s == len(steps):
-            return cap, s + 1, -1, -1
-        limit = steps[s] * 1000
-        # The peaks of other days that would stay with this hour's day in the top three.
-        dd = self._day % 100
-        others = [pk[i + 1] for i in (0, 2, 4) if pk[i + 1] >= 0 and pk[i] // 100 != dd]
-        if len(others) == 3:
-            others.remove(min(others))
-        k = len(others) + 1
-        # floor(average) stays <= limit while the sum stays <= limit*k + k - 1.
-        room = limit * k + k - 1 - sum(others) - hour_wh
-        return cap, s + 1, limit, room if room > 0 else 0
-
     def payload(self, now_ms):
         """<base>/energy JSON bytes, or None before the first List 3."""
         if self._t < 0:
             return None
-        si, se = self._since_list3(now_ms)
+        si, se = self._power(now_ms, False)
         if self._ht >= 0:
             hour = self._r[0] - self._h[0] + si
             start = '"' + lt.text(lt.to_local(self._ht)) + '"'
         else:
             hour = -1
             start = "null"
-        cap, step, limit, room = self.capacity(hour if hour >= 0 else si)
+        pk = self._pk
+        got = [(pk[i + 1], -pk[i]) for i in (0, 2, 4) if pk[i + 1] >= 0]
+        got.sort(reverse=True)  # highest first; a tie: the earlier hour first
         ym = self._day // 100
         peaks = []
-        for wh, key in self._peaks_sorted():
-            key = -key
-            peaks.append('{"date":"%04d-%02d-%02d","hour":%d,"wh":%d}' % (ym // 100, ym % 100, key // 100, key % 100, wh))
+        total = 0
+        for wh, key in got:
+            total += wh
+            peaks.append('{"date":"%04d-%02d-%02d","hour":%d,"wh":%d}' % (ym // 100, ym % 100, -key // 100, -key % 100, wh))
+        cap = total // len(got) if got else 0
+        steps = self.steps
+        s = 0
+        while s < len(steps) and cap > steps[s] * 1000:
+            s += 1
+        limit = room = -1  # the open top step: no limit, no headroom
+        if s < len(steps):
+            limit = steps[s] * 1000
+            # The peaks of other days that would stay with this hour's day in the top three.
+            dd = self._day % 100
+            others = [wh for wh, key in got if -key // 100 != dd]
+            if len(others) == 3:
+                others.pop()
+            k = len(others) + 1
+            # floor(average) stays <= limit while the sum stays <= limit*k + k - 1.
+            room = limit * k + k - 1 - sum(others) - (hour if hour >= 0 else si)
+            if room < 0:
+                room = 0
         return (
             '{"meter_clock":"%s","hour_start":%s,"hour_import_wh":%s,"last_hour_import_wh":%s,'
             '"today_import_wh":%d,"today_export_wh":%d,"month_import_wh":%d,"month_export_wh":%d,'
             '"peaks":[%s],"capacity_wh":%d,"capacity_step":%d,"step_limit_wh":%s,"headroom_wh":%s}'
             % (self._clock, start, _num(hour), _num(self._last_hour),
                self._dimp + si, self._dexp + se, self._mimp + si, self._mexp + se,
-               ",".join(peaks), cap, step, _num(limit), _num(room))
+               ",".join(peaks), cap, s + 1, _num(limit), _num(room))
         ).encode()
 
     # -- persistence --------------------------------------------------------
@@ -333,45 +304,33 @@ class Energy:
         return data + (" %04x" % crc16(data)).encode()
 
     def restore(self, data):
-        """Take a state from dump(). False (and a fresh state) for anything else."""
-        try:
-            ok = self._restore(data)
-        except Exception:  # anything malformed: never raise at boot
-            ok = False
-        if not ok:
-            self._fresh()
+        """Take a state from dump(). False (and a fresh state) for anything else; never raises."""
         self.changed = False
-        return ok
-
-    def _restore(self, data):
-        text = bytes(data).decode()
-        cut = text.rfind(" ")
-        if cut < 0 or int(text[cut + 1:], 16) != crc16(text[:cut].encode()):
-            return False
-        parts = text[:cut].split(" ")
-        if len(parts) != 24 or parts[0] != VERSION:
-            return False
-        clock = parts[1]
-        v = [int(x) for x in parts[2:]]
-        t, r, ht, h = v[0], v[1:5], v[5], v[6:10]
-        day, dimp, dexp, mimp, mexp, last_hour = v[10:16]
-        pk = v[16:22]
-        if t < 0:  # the dump of a state that has seen no List 3 yet
+        try:
+            text = bytes(data).decode()
+            cut = text.rfind(" ")
+            parts = text[:cut].split(" ")
+            v = [int(x) for x in parts[2:]]
+            if int(text[cut + 1:], 16) != crc16(text[:cut].encode()) or len(v) != 22 or parts[0] != VERSION:
+                raise ValueError
+            if v[0] < 0:  # the dump of a state that has seen no List 3 yet
+                self._fresh()
+                return text == self.dump().decode()
+            t, ht, day, pk = v[0], v[5], v[10], v[16:]
+            if lt.parse(parts[1]) < 0 or lt.date_of(lt.to_local(t)) != day or min(v[1:5] + v[6:10] + v[11:15]) < 0:
+                raise ValueError
+            if v[15] < -1 or (ht != -1 and (ht % 60 or ht > t or ht < 0)):
+                raise ValueError
+            for i in (0, 2, 4):
+                if pk[i + 1] < -1 or (pk[i + 1] >= 0 and not (100 <= pk[i] <= 3123 and pk[i] % 100 < 24)):
+                    raise ValueError
+        except Exception:  # anything malformed: a fresh state
             self._fresh()
-            return text == self.dump().decode()
-        if lt.parse(clock) < 0 or lt.date_of(lt.to_local(t)) != day:
             return False
-        if min(r + h) < 0 or min(dimp, dexp, mimp, mexp) < 0 or last_hour < -1:
-            return False
-        if ht != -1 and (ht % 60 or ht > t or ht < 0):
-            return False
-        for i in (0, 2, 4):
-            if pk[i + 1] < -1 or (pk[i + 1] >= 0 and not (100 <= pk[i] <= 3123 and pk[i] % 100 < 24)):
-                return False
         self._fresh()
-        self._t, self._clock, self._r, self._ht, self._h = t, clock, r, ht, h
-        self._day, self._dimp, self._dexp, self._mimp, self._mexp = day, dimp, dexp, mimp, mexp
-        self._last_hour, self._pk = last_hour, pk
+        self._t, self._clock, self._r, self._ht, self._h = t, parts[1], v[1:5], ht, v[6:10]
+        self._day, self._dimp, self._dexp, self._mimp, self._mexp, self._last_hour = v[10:16]
+        self._pk = pk
         return True
 
 
