@@ -480,6 +480,21 @@ def test_no_two_messages_closer_than_the_pace():
     assert d.next(t, ticks_diff) is None
 
 
+def test_pacing_survives_a_long_silence_on_a_wrapping_tick_counter():
+    # ticks_diff is only valid within half the counter's period: a message due
+    # after a longer silence must not wait another half period.
+    period = 1 << 30
+
+    def ticks_diff(a, b):
+        return ((a - b + period // 2) % period) - period // 2
+
+    d = Discovery("homeassistant", BASE, "stue", "1")
+    d.on_diag()
+    assert d.next(0, ticks_diff) is not None
+    assert d.next(500, ticks_diff) is None
+    assert d.next(period // 2 + 1000, ticks_diff) is not None  # diff reads negative here
+
+
 def test_reannounce_sends_everything_again_byte_for_byte():
     msgs = run("kaifa")
     first = [(m[2], m[3]) for m in msgs if m[0] != "again"]

@@ -1,25 +1,34 @@
 """Home Assistant MQTT discovery: one retained config message per value, paced.
 
+    d = Discovery(prefix, base_topic, node_id, sw_version)  # url=None, diag_interval_s=60
+    d.on_reading(reading)   # each decoded reading: learns the meter and its values
+    d.on_energy()           # <base>/energy was published: announce its values
+    d.on_diag()             # <base>/diag was published: announce the diagnostics
+    d.reannounce()          # "online" on d.status_topic, or the broker reconnected
+    d.next(now_ms, ticks_diff) -> (topic, payload) bytes or None
+                            # publish it retained, QoS 1; one per PACE_MS at most
+
 Two devices appear in Home Assistant: the meter (make, type, meter id) with
 one sensor per value it actually sends plus the energy figures of
-<base>/energy, and the dongle itself (its diagnostics), so that a HAN port
+<base>/energy, and the dongle itself with its diagnostics, so that a HAN port
 that is still closed ("meter: silent") shows in Home Assistant before any
 meter data has come. The meter names the dongle as its via_device.
 
-Nothing here is kept per message: the entity tables are tuples shared by all
-instances, the state is two bytearrays (where each value was first seen, and
-what still has to be announced), and a payload is built only when next()
-hands it out. One message per PACE_MS at most: a dongle powered from the
-meter browns out on bursts of Wi-Fi transmission.
+Nothing is kept per message: the tables are constants, the state is a few
+bytearrays (where each value was first seen, what is still to be
+announced), and a payload is built only when next() hands it out, with Home
+Assistant's key abbreviations and "~" for the base topic (about 460 bytes a
+message instead of 700). One message per PACE_MS at most: a dongle powered
+from the meter browns out on bursts of Wi-Fi transmission.
 
-Facts from Home Assistant (cited where they are used; the test checks the
-payloads against them): discovery topic
+Facts from Home Assistant (cited where they are used; host_tests/
+test_discovery.py checks every payload against them): discovery topic
 <prefix>/<component>/[<node_id>/]<object_id>/config with node_id and object_id
 of [a-zA-Z0-9_-] (homeassistant/components/mqtt/discovery.py, TOPIC_MATCHER);
 units and state classes allowed per device class
 (homeassistant/components/sensor/const.py, DEVICE_CLASS_UNITS and
 DEVICE_CLASS_STATE_CLASSES); `default_entity_id` replaced `object_id` in
-2025.10 (object_id stops working in 2026.4).
+2025.10 (object_id stops working in 2026.4), older releases ignore it.
 """
 from hanport.fields import listed, lookup
 from hanport.reading import json_string
@@ -125,7 +134,10 @@ class Discovery:
         n = self._n + _N_ENERGY + _N_DIAG
         self._where = bytearray(n)  # where each value was first seen (0: not yet)
         self._todo = bytearray(n)  # 1: to be announced
-        self._sig = bytearray(5)  # items in the last reading of each list, processed
+        # Per list (1-3, 4: other layouts): how many items its readings had
+        # when last learned from, and where the meter id sits (255: nowhere).
+        self._sig = bytearray(5)
+        self._at = bytearray(b"\xff\xff\xff\xff\xff")
         self._last = None  # ticks of the last message handed out
         self.meter = None  # make, e.g. "aidon"
         self.meter_id = None
@@ -141,19 +153,15 @@ class Discovery:
         """
         items = reading.items
         code = reading.list if reading.list in (1, 2, 3) else _READING
-        if self._sig[code] == len(items) & 255:
-            same = True
-            for item in items:
-                if item is not None and item[3] is None and item[1] is not None:
-                    same = item[1] == self.meter_id
-                    if same:
-                        break
-            if same:
-                return
+        at = self._at[code]
+        if self._sig[code] == len(items) & 255 and (
+                at == 255 or items[at] is not None and items[at][1] == self.meter_id):
+            return
         where = self._where
         todo = self._todo
         n = self._n
-        for item in items:
+        for k in range(len(items)):
+            item = items[k]
             if item is not None and item[3] is None and item[1] is not None:
                 e = lookup(item[0])
                 if e is None:
@@ -168,10 +176,13 @@ class Discovery:
                             where[i] = todo[i] = 0
                         for i in range(5):
                             self._sig[i] = 0
+                            self._at[i] = 255
                         for i in range(n, n + _N_ENERGY):
                             todo[i] = 1 if where[i] else 0
                     self.meter = reading.meter
                     self.meter_id = item[1]
+                if e[0] == "meter_id":
+                    self._at[code] = min(k, 255)
                 elif e[0] == "meter_type" and item[1] != self.meter_type:
                     if self.meter_type is not None:  # the model shown changed
                         for i in range(n + _N_ENERGY):
@@ -186,7 +197,10 @@ class Discovery:
             e = lookup(item[0])
             if e is None or e[1] != item[3]:
                 continue  # published under its OBIS code: nothing to announce
-            i = fields.index(e)
+            try:
+                i = fields.index(e)
+            except ValueError:
+                continue  # a unit no kind here covers
             if where[i] == 0 or code < where[i]:
                 where[i] = code
                 todo[i] = 1
@@ -225,8 +239,10 @@ class Discovery:
         message handed out counts as sent (after a failed publish, call
         reannounce() once the broker is back).
         """
-        if self._last is not None and diff(now_ms, self._last) < self.pace_ms:
-            return None
+        if self._last is not None:
+            d = diff(now_ms, self._last)
+            if 0 <= d < self.pace_ms:  # negative: so long ago that the ticks wrapped
+                return None
         todo = self._todo
         for i in range(len(todo)):
             if todo[i] and self._ready(i):
