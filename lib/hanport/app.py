@@ -71,7 +71,8 @@ class App:
         if ha.get("discovery", True):
             from hanport.discovery import Discovery
             self.discovery = Discovery(ha.get("prefix") or "homeassistant", base,
-                                       config["device"]["name"] or "hanport", VERSION)
+                                       config["device"]["name"] or "hanport", VERSION,
+                                       diag_interval_s=self.diag_ms // 1000)
 
         self.published = 0  # acknowledged by the broker (QoS 1)
         self.sent = 0  # handed to the network (QoS 0)
