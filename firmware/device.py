@@ -44,17 +44,21 @@ def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
 
 
 def load_config(path):
-    """(cfg or None, errors) from the file at path; errors never quote a password."""
+    """(cfg or None, errors) from the file at path; errors never quote a password.
+
+    Reads at most hconfig.MAX_BYTES (+1 to see that a file is bigger) as bytes:
+    a file in Latin-1 or with a byte order mark is then a message, not a
+    UnicodeError from a text-mode read.
+    """
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(hconfig.MAX_BYTES + 1)
     except OSError:
-        return None, [path + ": missing (tools/deploy.py --config FILE puts it there)"]
+        return None, [path + ": missing or unreadable (tools/deploy.py --config FILE puts it there)"]
     try:
-        cfg = hconfig.load(text)
-    except ValueError as e:
-        return None, [path + ": not valid JSON (" + str(e) + ")"]
-    return cfg, hconfig.check(cfg)
+        return hconfig.parse(data, path)
+    except Exception as e:  # parse() never raises; should it, the list still beats a traceback
+        return None, [path + ": cannot be checked (" + type(e).__name__ + ")"]
 
 
 def run(cfg, storage):
