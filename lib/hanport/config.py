@@ -91,7 +91,8 @@ def load(text):
     if text[:1] == "\ufeff":
         text = text[1:]
     try:
-        user = json.loads(text) if text.strip() else {}
+        # JSON whitespace only; str.strip() would also take Unicode spaces on CPython.
+        user = json.loads(text) if text.strip(" \t\r\n") else {}
     except ValueError as e:
         raise ValueError(str(e) or "syntax error")
     except Exception:
@@ -412,7 +413,7 @@ def _suggest(v):
             out.append(c)
         else:
             i = "æøåÆØÅ".find(c)
-            out.append(("ae", "o", "a", "AE", "O", "A")[i] if i >= 0 else "-")
+            out.append(("ae", "o", "a", "Ae", "O", "A")[i] if i >= 0 else "-")
     s = "".join(out)
     while "--" in s:
         s = s.replace("--", "-")

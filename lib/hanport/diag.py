@@ -88,8 +88,8 @@ def _msg(lang, n, s):
         from hanport.diag_nb import meter_msg
         return meter_msg(n, s)
     if n == 0:
-        return ("no data from the meter for %d s - the HAN port may not be opened yet: "
-                "ask the grid company (nettselskapet) to open it" % s)
+        return ("no data from the meter for %d s - the HAN port may not be opened by the "
+                "grid company yet: ask them (nettselskapet) to open it" % s)
     if n == 1:
         return ("no data from the meter for %d s - check the cable; some meters stop "
                 "pushing until the grid company resets them" % s)
