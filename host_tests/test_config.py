@@ -349,6 +349,7 @@ def device(monkeypatch, repo_root):
     monkeypatch.setitem(sys.modules, "machine", types.ModuleType("machine"))
     for name in ("firmware.device", "firmware.safeboot"):
         monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setitem(sys.modules, "hanport.config", config)
     return importlib.import_module("firmware.device")
 
 
@@ -374,7 +375,7 @@ def test_the_device_survives_a_parser_that_raises(device, tmp_path, monkeypatch)
     def boom(data, name):
         raise MemoryError()
 
-    monkeypatch.setattr(device.hconfig, "parse", boom)
+    monkeypatch.setattr(config, "parse", boom)
     assert device.load_config(str(path)) == (None, [str(path) + ": cannot be checked (MemoryError)"])
 
 
@@ -570,6 +571,7 @@ def test_deploy_check_never_raises_anything_but_its_one_line_failure(rnd, tmp_pa
 
 
 MPY_CHECK = """
+import gc
 import json
 import sys
 
@@ -583,6 +585,21 @@ for i in range(int(sys.argv[1])):
     path = "/cfg/%d.json" % i
     cfg, errors = device.load_config(path)
     print(json.dumps([cfg is not None, errors]))
+
+def heap():
+    gc.collect()
+    return gc.mem_alloc()
+
+R = []
+def loaded():
+    from hanport import config
+    R.append(heap())
+def forgotten():
+    device.forget("hanport.config")
+def measured():
+    R.append(heap())
+    print("freed", R[0] - R[1], "hanport.config" in sys.modules)
+MPY_STEPS = [loaded, forgotten, measured]
 """
 
 
@@ -600,6 +617,9 @@ def test_micropython_gives_the_same_list_for_hundreds_of_malformed_files(mpy, tm
     p = mpy(tmp_path / "check.py", args=[n], files=files, heap="2m", timeout=300)
     assert p.returncode == 0 and b"Traceback" not in p.stderr, describe(p)
     lines = p.stdout.decode().splitlines()
+    freed = lines.pop()
+    assert freed.startswith("freed ") and freed.endswith(" False"), freed
+    assert int(freed.split()[1]) > 8000, freed  # main() gives the checks' heap back
     assert len(lines) == n, describe(p)
     compared = 0
     for i, (data, line) in enumerate(zip(datas, lines)):
@@ -629,7 +649,7 @@ def test_micropython_names_the_keys_its_lenient_json_lets_through(mpy, tmp_path,
     (tmp_path / "check.py").write_text(MPY_CHECK)
     p = mpy(tmp_path / "check.py", args=[len(cases)], files=files)
     assert p.returncode == 0, describe(p)
-    got = [json.loads(line)[1] for line in p.stdout.decode().splitlines()]
+    got = [json.loads(line)[1] for line in p.stdout.decode().splitlines()[:-1]]
     assert got[0][0] == "1: not a key: keys are text in double quotes; is a quote, comma or colon missing near it?"
     assert got[1][0].startswith("4: not a key")
     assert got[2][0].startswith("wifi.None: not a key")

@@ -70,11 +70,17 @@ def parse(data, name="config"):
             return None, [name + ": larger than %d bytes: is it the right file?" % MAX_BYTES]
         if data[:3] == b"\xef\xbb\xbf":
             data = data[3:]  # Windows Notepad's byte order mark
-        at = _utf8_error(data)
+        try:
+            text = data.decode()
+        except UnicodeError:  # CPython's UnicodeDecodeError is one
+            text = None
+        # All ASCII (as many characters as bytes): nothing to validate. Else check
+        # here: MicroPython's decode() takes overlong forms and surrogates.
+        at = -1 if text is not None and len(text) == len(data) else _utf8_error(data)
         if at >= 0:
             return None, [name + ": not UTF-8 text (line %d): save it as UTF-8"
                           % (data.count(b"\n", 0, at) + 1)]
-        cfg = load(data.decode())
+        cfg = load(text if text is not None else data.decode())
     except ValueError as e:
         return None, [name + ": not valid JSON (" + str(e) + ")"]
     except Exception as e:  # MemoryError on the device: never a traceback instead of the list
@@ -274,11 +280,12 @@ def _unknown(bad, prefix, key, known):
 
 
 def _show(key):
-    # A key as it may be printed: ASCII, no control characters, bounded.
+    # A key as it may be printed: ASCII, no control characters, bounded, and no
+    # ':' (the message would read as another key's).
     key = key if isinstance(key, str) else str(key)
     out = []
     for c in key[:40]:
-        out.append(c if " " <= c <= "~" else "?")
+        out.append(c if " " <= c <= "~" and c != ":" else "?")
     return "".join(out) + ("..." if len(key) > 40 else "")
 
 
