@@ -230,6 +230,10 @@ def test_micropython_reports_the_same_errors(mpy, tmp_path):
     (dict(ha={"discovery": "false"}), "ha.discovery", "true or false"),
     (dict(watchdog_s=False), "watchdog_s", "integer"),
     (dict(diag_interval_s=60.5), "diag_interval_s", "integer"),
+    # a derived key of the wrong type is refused, not silently replaced
+    (dict(wifi={"hostname": False}), "wifi.hostname", "string"),
+    (dict(mqtt={"client_id": 0}), "mqtt.client_id", "string"),
+    (dict(mqtt={"base_topic": None}), "mqtt.base_topic", "non-empty"),
     # the new keys
     (dict(ha={"prefix": ""}), "ha.prefix", "non-empty"),
     (dict(ha={"prefix": "homeassistant/"}), "ha.prefix", "end with /"),

@@ -101,9 +101,12 @@ def load(text):
         user = json.loads(text) if text.strip(" \t\r\n") else {}
     except ValueError as e:
         raise ValueError(str(e) or "syntax error")
-    except Exception:
-        # CPython: RecursionError; MicroPython: MemoryError or RuntimeError.
+    except RuntimeError:  # CPython's RecursionError is one
         raise ValueError("nested too deeply")
+    except MemoryError:  # the device, with deep nesting or many values
+        raise ValueError("too big for the free memory")
+    except Exception as e:
+        raise ValueError("syntax error (" + type(e).__name__ + ")")
     if not isinstance(user, dict):
         raise ValueError("the top level must be an object: { ... }")
     cfg = dict(user)  # unknown keys stay, for check() to report
@@ -124,7 +127,7 @@ def load(text):
 
 def _derive(cfg, group, key, value):
     g = cfg[group]
-    if isinstance(g, dict) and not g.get(key):
+    if isinstance(g, dict) and g.get(key) == "":  # a wrong type stays, for check()
         g[key] = value
 
 
@@ -178,7 +181,7 @@ def check(cfg):
 
     def derived(v, value):
         # A key the user left empty took the bad device name: one message, not two.
-        return not name_ok and (not v or v == value)
+        return not name_ok and (v == "" or v == value)
 
     w = groups["wifi"]
     if w is not None:
