@@ -40,8 +40,10 @@ MIN_WATCHDOG_S = 30
 # MQTT 3.1.1 (1.5.3, 3.1.3) packs string lengths in 16 bits. umqtt wraps longer
 # ones silently into a malformed packet.
 MQTT_MAX = 65535
-# The spec lets a broker refuse client ids over 23 bytes; mosquitto 2.0.11
-# accepted 30 bytes over 3.1.1 (tried here). 64 leaves room for a device name.
+# MQTT 3.1.1 (3.1.3.1) lets a broker refuse client ids over 23 bytes. mosquitto
+# refuses them only when built WITH_STRICT_PROTOCOL (src/handle_connect.c, 1.x),
+# and 2.0.11 accepted 30 bytes over both 3.1 and 3.1.1 (tried here). 64 leaves
+# room for a device name and stays far below MQTT's 65535.
 CLIENT_ID_MAX = 64
 # Every topic is <base_topic>/<suffix> or <ha.prefix>/<component>/<node>/...:
 # short prefixes keep each publish's topic small in the dongle's RAM.
