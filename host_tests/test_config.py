@@ -394,7 +394,7 @@ def test_deploy_refuses_a_bad_config_in_one_line(tmp_path, capsys):
     path.write_bytes(b"\xef\xbb\xbf" + good_bytes())
     deploy.check_config(str(path))  # no Failure
     path.write_bytes(b'{"wifi": {"password": "bl\xe5"}}')
-    with pytest.raises(deploy.Failure, match="the file: not UTF-8 text"):
+    with pytest.raises(deploy.Failure, match="config .*: not UTF-8 text"):
         deploy.check_config(str(path))
     with pytest.raises(deploy.Failure, match="cannot read config"):
         deploy.check_config(str(tmp_path))  # a directory

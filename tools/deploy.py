@@ -67,9 +67,11 @@ def check_config(path):
             data = f.read(config.MAX_BYTES + 1)
     except OSError as e:
         raise Failure("cannot read config %s: %s" % (path, e.strerror or e))
-    _, errors = config.parse(data, "the file")  # messages never quote passwords
+    cfg, errors = config.parse(data, "config " + path)  # messages never quote passwords
+    if cfg is None:
+        raise Failure(errors[0])  # the file as a whole: not UTF-8, not JSON, too big
     if errors:
-        raise Failure("config %s: %s" % (path, "; ".join(errors)))
+        raise Failure("config %s: %s" % (path, " | ".join(errors)))
 
 
 def build(mpy_cross):
