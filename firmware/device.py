@@ -9,7 +9,6 @@ import time
 import machine
 
 from firmware import safeboot
-from hanport import config as hconfig
 
 CONFIG_PATH = "/config.json"
 DATA_DIR = "/data"
@@ -20,6 +19,7 @@ CRASH_WAIT_S = 5  # time to read the traceback on the console before the reset
 
 def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
     cfg, errors = load_config(config_path)
+    forget("hanport.config")  # needed once, at boot: its bytecode and tables (about 12 KB) go
     pin = 0  # a broken config still gets the BOOT button
     if cfg is not None and not [e for e in errors if e.startswith("safe_boot_pin")]:
         pin = cfg["safe_boot_pin"]
@@ -44,17 +44,33 @@ def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
 
 
 def load_config(path):
-    """(cfg or None, errors) from the file at path; errors never quote a password."""
+    """(cfg or None, errors) from the file at path; errors never quote a password.
+
+    Reads at most hconfig.MAX_BYTES (+1 to see that a file is bigger) as bytes:
+    a file in Latin-1 or with a byte order mark is then a message, not a
+    UnicodeError from a text-mode read.
+    """
+    from hanport import config as hconfig
+
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(hconfig.MAX_BYTES + 1)
     except OSError:
-        return None, [path + ": missing (tools/deploy.py --config FILE puts it there)"]
+        return None, [path + ": missing or unreadable (tools/deploy.py --config FILE puts it there)"]
     try:
-        cfg = hconfig.load(text)
-    except ValueError as e:
-        return None, [path + ": not valid JSON (" + str(e) + ")"]
-    return cfg, hconfig.check(cfg)
+        return hconfig.parse(data, path)
+    except Exception as e:  # parse() never raises; should it, the list still beats a traceback
+        return None, [path + ": cannot be checked (" + type(e).__name__ + ")"]
+
+
+def forget(name):
+    """Drop a module that is no longer needed, so that the heap gets it back."""
+    sys.modules.pop(name, None)
+    pkg, _, attr = name.rpartition(".")
+    try:
+        delattr(sys.modules[pkg], attr)
+    except (KeyError, AttributeError):
+        pass
 
 
 def run(cfg, storage):

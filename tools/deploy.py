@@ -54,20 +54,24 @@ LEAVE_SAFE_BOOT = "import os\nos.remove('/safeboot')"
 
 
 def check_config(path):
-    """Refuse a config the device would refuse, before touching the board."""
+    """Refuse a config the device would refuse, before touching the board.
+
+    The same hanport.config.parse as the device's firmware/device.py, on the same
+    bytes (at most config.MAX_BYTES): one list of problems, never a traceback.
+    """
     sys.path.insert(0, os.path.join(REPO, "lib"))
     from hanport import config
 
     try:
-        with open(path) as f:
-            cfg = config.load(f.read())
+        with open(path, "rb") as f:
+            data = f.read(config.MAX_BYTES + 1)
     except OSError as e:
-        raise Failure("cannot read config %s: %s" % (path, e.strerror))
-    except ValueError as e:
-        raise Failure("config %s is not valid JSON: %s" % (path, e))
-    errors = config.check(cfg)  # messages never quote passwords
+        raise Failure("cannot read config %s: %s" % (path, e.strerror or e))
+    cfg, errors = config.parse(data, "config " + path)  # messages never quote passwords
+    if cfg is None:
+        raise Failure(errors[0])  # the file as a whole: not UTF-8, not JSON, too big
     if errors:
-        raise Failure("config %s: %s" % (path, "; ".join(errors)))
+        raise Failure("config %s: %s" % (path, " | ".join(errors)))
 
 
 def build(mpy_cross):

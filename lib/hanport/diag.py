@@ -29,15 +29,27 @@ _ERRNO = {
 }
 
 
+# getaddrinfo failures: the ESP32 raises OSError with lwIP's EAI_NONAME (200),
+# EAI_SERVICE (201) or EAI_FAIL (202), or -2 when the answer is empty
+# (ports/esp32/modsocket.c); the unix port and CPython's socket.gaierror carry
+# glibc's EAI_NONAME (-2), EAI_AGAIN (-3), EAI_FAIL (-4) or EAI_NODATA (-5).
+# None of these is an errno of lwIP or Linux.
+_DNS = (-2, -3, -4, -5, 200, 201, 202)
+
+
 def refused_text(code):
     return REFUSED.get(code, "refused_" + str(code))
 
 
 def error_text(e):
     """Short readable name of an exception from the network or the client."""
+    if type(e).__name__ == "gaierror":  # CPython's socket.gaierror (MicroPython has none)
+        return "dns_failed"
     if isinstance(e, OSError):
         n = e.args[0] if e.args else None
         if isinstance(n, int):
+            if n in _DNS:
+                return "dns_failed"
             return _ERRNO.get(n, "os_error_" + str(n))
         if n and "timed out" in str(n):
             return "timed_out"
@@ -45,33 +57,47 @@ def error_text(e):
     return "error_" + type(e).__name__
 
 
-def meter_state(up_s, last_byte_s, last_frame_s):
+def meter_state(up_s, last_byte_s, last_frame_s, encrypted=0, lang="en"):
     """(state, seconds, message or None) from uptimes in seconds (None: never).
 
     waiting: nothing yet, shortly after boot; silent: no byte for SILENT_S;
-    no_frames: bytes arrive but none form a valid frame; ok.
+    no_frames: bytes arrive but none form a valid frame; encrypted: the same,
+    while frames with ciphered APDUs arrive (encrypted counts them, e.g.
+    decoder.errors["encrypted"]); ok. lang: "en" or "nb" for the message.
     """
     if last_byte_s is None:
         quiet = up_s
         if quiet < SILENT_S:
             return "waiting", quiet, None
-        return "silent", quiet, (
-            "no data from the meter for {} s - the HAN port may not be opened "
-            "by the grid company yet".format(quiet)
-        )
+        return "silent", quiet, _msg(lang, 0, quiet)
     quiet = up_s - last_byte_s
     if quiet >= SILENT_S:
-        return "silent", quiet, (
-            "no data from the meter for {} s - check the cable; some meters stop "
-            "pushing until the grid company resets them".format(quiet)
-        )
+        return "silent", quiet, _msg(lang, 1, quiet)
     since = up_s if last_frame_s is None else up_s - last_frame_s
     if since >= SILENT_S:
-        return "no_frames", quiet, (
-            "bytes from the meter but no valid frame for {} s - check the parity "
-            "(Aidon 8E1, Kaifa and Kamstrup 8N1) and the M-Bus adapter".format(since)
-        )
+        if encrypted:
+            return "encrypted", quiet, _msg(lang, 3, since)
+        return "no_frames", quiet, _msg(lang, 2, since)
     return "ok", quiet, None
+
+
+def _msg(lang, n, s):
+    # The Norwegian words live in their own module, loaded only when chosen:
+    # the unused language's strings never take heap on the device.
+    if lang == "nb":
+        from hanport.diag_nb import meter_msg
+        return meter_msg(n, s)
+    if n == 0:
+        return ("no data from the meter for %d s - the HAN port may not be opened by the "
+                "grid company yet: ask them (nettselskapet) to open it" % s)
+    if n == 1:
+        return ("no data from the meter for %d s - check the cable; some meters stop "
+                "pushing until the grid company resets them" % s)
+    if n == 2:
+        return ("bytes from the meter but no valid frame for %d s - check the parity "
+                "(Aidon 8E1, Kaifa and Kamstrup 8N1) and the M-Bus adapter" % s)
+    return ("the meter encrypts its data: ask the grid company (nettselskapet) for "
+            "the keys; this dongle cannot decrypt yet")
 
 
 def counters_json(d):
@@ -84,7 +110,9 @@ def counters_json(d):
 
 def payload(app):
     """The <base>/diag JSON bytes (fixed key order; see README.md, "Diagnostics")."""
-    state, quiet, msg = meter_state(app.up_s, app.last_byte_s, app.last_frame_s)
+    state, quiet, msg = meter_state(app.up_s, app.last_byte_s, app.last_frame_s,
+                                    app.decoder.errors.get("encrypted", 0),
+                                    getattr(app, "language", "en"))
     link = app.link
     system = app.system
     s = app.session
