@@ -45,6 +45,7 @@ class App:
         self.system = system
         self.log = log or _print
         self.raw = bool(config["mqtt"].get("raw_frames"))
+        self.language = config.get("language") or "en"  # of the diag messages
         self.diag_ms = (config.get("diag_interval_s") or 60) * 1000
 
         # Long-lived buffers first, while the heap is still in one piece.
@@ -135,7 +136,8 @@ class App:
                 self._every_second(now)
 
     def _every_second(self, now):
-        state, quiet, msg = diag.meter_state(self.up_s, self.last_byte_s, self.last_frame_s)
+        state, quiet, msg = diag.meter_state(self.up_s, self.last_byte_s, self.last_frame_s,
+                                             self.decoder.errors["encrypted"], self.language)
         if state != self.meter:
             self.meter = state
             self.log("meter: " + (msg or state))

@@ -112,7 +112,7 @@ def payload(app):
     """The <base>/diag JSON bytes (fixed key order; see README.md, "Diagnostics")."""
     state, quiet, msg = meter_state(app.up_s, app.last_byte_s, app.last_frame_s,
                                     app.decoder.errors.get("encrypted", 0),
-                                    getattr(app, "language", "en"))
+                                    app.language)
     link = app.link
     system = app.system
     s = app.session
