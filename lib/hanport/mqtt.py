@@ -166,7 +166,10 @@ class Client:
     def _connect(self, addr):
         s = self.s
         s.setblocking(False)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:  # a PUBLISH is two writes: Nagle would hold the second for an ACK
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except Exception:
+            pass  # not on every port or release: only latency
         try:
             s.connect(addr)
         except OSError as e:
@@ -303,8 +306,10 @@ class Client:
 
     def _drain(self):
         """Handle what has arrived, without waiting for more."""
-        self._p.modify(self.s, select.POLLIN)
-        while self._left() > 0 and self._p.poll(0):
+        while self._left() > 0:
+            self._p.modify(self.s, select.POLLIN)  # a write may have waited for POLLOUT
+            if not self._p.poll(0):
+                break
             self._got(*self._packet())
         if self._ping_t is not None and ticks_diff(ticks_ms(), self._ping_t) >= self.timeout_ms:
             raise OSError(errno.ETIMEDOUT)  # the broker stopped answering
