@@ -69,8 +69,10 @@ class FaultProxy:
                 continue
             u = socket.create_connection(("127.0.0.1", self.upstream))
             self.socks.append(u)
+            cut = []  # set when the connection is to end: nothing more reaches the client
             for src, dst, up in ((c, u, True), (u, c, False)):
-                threading.Thread(target=self._pump, args=(src, dst, up), daemon=True).start()
+                threading.Thread(target=self._pump, args=(src, dst, up, cut),
+                                 daemon=True).start()
 
     def _hold(self, c):
         c.settimeout(0.1)
@@ -88,7 +90,7 @@ class FaultProxy:
                 c.close()
                 return
 
-    def _pump(self, src, dst, up):
+    def _pump(self, src, dst, up, cut):
         src.settimeout(0.05)
         buf = b""
         while not self.closed:
@@ -111,8 +113,10 @@ class FaultProxy:
                 kind = p[0] & 0xF0
                 if up and kind == 0xC0:
                     self.pingreqs += 1
-                if not up and kind == 0xD0 and self.drop_pingresp:
+                if not up and (cut or kind == 0xD0 and self.drop_pingresp):
                     continue
+                if up and kind == 0x30 and self.close_after_publish:
+                    cut.append(1)  # the broker's PUBACK must not get through
                 try:
                     dst.sendall(p)
                 except OSError:

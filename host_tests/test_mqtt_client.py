@@ -202,13 +202,16 @@ def test_a_broker_that_closes_after_every_publish_never_acks_a_qos1_publish(brok
     p.close_after_publish = True
     c = client(p.port)
     try:
-        outcomes = []
+        outcomes, times = [], []
         for i in range(5):
             c.connect()
             e, ms = timed(lambda: c.publish(b"t/hour", b"%d" % i, retain=True, qos=1))
             outcomes.append(e)
-            assert ms < TIMEOUT_MS + SLACK_MS
+            times.append(ms)
+        report("QoS 1 publish, broker closes after every PUBLISH: %d of 5 raised, slowest"
+               % sum(isinstance(e, OSError) for e in outcomes), max(times))
         assert all(isinstance(e, OSError) for e in outcomes), outcomes
+        assert max(times) < TIMEOUT_MS + SLACK_MS
         # QoS 0 into a connection the broker has closed is noticed by the next call.
         c.connect()
         c.publish(b"t/live", b"a")
