@@ -220,3 +220,15 @@ s.eof = True
 c.disconnect()
 print("disconnect", taken(s), closed(s), len(s.inq))
 c.disconnect()
+c = new()
+connect(c)
+s = SOCKS[-1]
+
+
+def broken(b):
+    raise OSError(errno.EBADF)
+
+
+s.send = broken
+c.disconnect()
+print("disconnect on a broken socket", closed(s))

@@ -122,7 +122,8 @@ class Client:
         return self._run(self._subscribe, t, qos)
 
     def poll(self):
-        """One message received (topic, payload) or None; never waits for more."""
+        """One message received (topic, payload) or None. Reads what has arrived
+        (a packet cut in the middle is completed within timeout_ms)."""
         self._run(self._drain)
         return self._in.pop(0) if self._in else None
 
