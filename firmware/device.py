@@ -15,6 +15,7 @@ DATA_DIR = "/data"
 CRASH_NAME = "last_crash"  # hanport.app.LAST_CRASH: diag reports it on the next boot
 CRASH_MAX = 1024  # bytes of traceback kept: the tail, where the error is
 CRASH_WAIT_S = 5  # time to read the traceback on the console before the reset
+MQTT_TIMEOUT_MS = 10000  # bound of each blocking MQTT call (connect, publish, ping)
 
 
 def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
@@ -75,12 +76,12 @@ def forget(name):
 
 def run(cfg, storage):
     from firmware.clock import Clock
-    from firmware.mqtt_umqtt import UmqttClient
     from firmware.system import System
     from firmware.uart_source import UartSource
     from firmware.watchdog import make as make_watchdog
     from firmware.wifi import WiFi
     from hanport import app
+    from hanport.mqtt import Client
 
     h, w = cfg["han"], cfg["wifi"]
     print("hanport: %s starting: Wi-Fi %r, MQTT %s:%d, HAN UART%d rx=GPIO%d %d 8%s1, watchdog %d s" % (
@@ -91,7 +92,10 @@ def run(cfg, storage):
     link = WiFi(w["ssid"], w["password"], w["hostname"], clock, w["pm"])
     # The watchdog starts at the loop's first feed(), not here.
     watchdog = make_watchdog(cfg["watchdog_s"])
-    app.run(source, clock, link, UmqttClient, storage, watchdog, System(), cfg)
+    def client(*args):
+        return Client(*args, timeout_ms=MQTT_TIMEOUT_MS)
+
+    app.run(source, clock, link, client, storage, watchdog, System(), cfg)
 
 
 def record_crash(e, storage):

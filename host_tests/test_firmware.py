@@ -1,8 +1,9 @@
 """The ESP32 device objects under CPython, with fakes only for what this PC lacks.
 
-machine, network and the frozen umqtt.simple are replaced by small fakes in
-sys.modules; MicroPython's time.ticks_* and sys.print_exception are added to
-CPython's modules for the duration of a test.
+machine and network are replaced by small fakes in sys.modules; MicroPython's
+time.ticks_* and sys.print_exception are added to CPython's modules for the
+duration of a test. The MQTT client is hanport.mqtt (test_mqtt_client.py); here
+the device's loop runs it against a real mosquitto.
 """
 import errno
 import importlib
@@ -10,12 +11,14 @@ import json
 import os
 import struct
 import sys
+import time
 import traceback
 import types
 
 import pytest
 
-from hanport.ports import BrokerRefused
+import hanport.mqtt  # noqa: F401  (binds CPython's clock before a fixture fakes time.ticks_ms)
+from brokers import Mosquitto, Subscriber
 
 WIFI_PW = "wifi-secret-123"
 MQTT_PW = "mqtt-secret-456"
@@ -207,101 +210,6 @@ def fake_network():
     return n
 
 
-class FakeSocket:
-    """Records each read and write with the timeout in force at that moment."""
-
-    def __init__(self, incoming=b""):
-        self.timeout = None  # a new socket blocks forever, like on the ESP32
-        self.incoming = bytearray(incoming)
-        self.closed_by_peer = False
-        self.ops = []
-        self.closed = False
-        self.written = bytearray()
-
-    def settimeout(self, t):
-        self.timeout = t
-
-    def setblocking(self, flag):
-        self.timeout = None if flag else 0  # what umqtt's wait_msg does to us
-
-    def write(self, buf, n=None):
-        if self.closed:
-            raise OSError(errno.EBADF)
-        data = bytes(buf if n is None else buf[:n])
-        self.ops.append(("write", self.timeout))
-        self.written += data
-        return len(data)
-
-    def read(self, n):
-        self.ops.append(("read", self.timeout))
-        if not self.incoming:
-            if self.timeout == 0:
-                return None
-            if self.closed_by_peer:
-                return b""
-            raise OSError(errno.ETIMEDOUT)
-        data = bytes(self.incoming[:n])
-        del self.incoming[:n]
-        return data
-
-    def close(self):
-        self.closed = True
-
-
-def fake_umqtt(sockets):
-    """umqtt.simple's MQTTClient as far as the adapter relies on it."""
-    pkg = types.ModuleType("umqtt")
-    mod = types.ModuleType("umqtt.simple")
-
-    class MQTTException(Exception):
-        pass
-
-    class MQTTClient:
-        def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0):
-            self.args = (client_id, server, port, user, password, keepalive)
-            self.sock = None
-            self.lw = None
-            self.pid = 0
-
-        def set_last_will(self, topic, msg, retain=False, qos=0):
-            self.lw = (topic, msg, retain, qos)
-
-        def connect(self, clean_session=True, timeout=None):
-            self.sock = sockets.pop(0)
-            self.sock.settimeout(timeout)
-            self.sock.write(b"\x10CONNECT")
-            resp = self.sock.read(4)
-            assert resp[0] == 0x20 and resp[1] == 0x02  # IndexError on b""
-            if resp[3] != 0:
-                raise MQTTException(resp[3])
-
-        def publish(self, topic, msg, retain=False, qos=0):
-            assert isinstance(topic, bytes) and isinstance(msg, bytes)
-            self.sock.write(b"\x30" + topic + msg)
-            if qos == 1:
-                while True:
-                    op = self.wait_msg()
-                    if op == 0x40:
-                        self.sock.read(3)
-                        return
-
-        def wait_msg(self):
-            res = self.sock.read(1)
-            self.sock.setblocking(True)
-            if res is None:
-                return None
-            if res == b"":
-                raise OSError(-1)
-            return res[0]
-
-        def ping(self):
-            self.sock.write(b"\xc0\0")
-
-    mod.MQTTClient, mod.MQTTException = MQTTClient, MQTTException
-    pkg.simple = mod
-    return pkg, mod
-
-
 @pytest.fixture
 def fw(monkeypatch):
     """Fakes installed; returns a namespace with them and a fresh import function."""
@@ -309,15 +217,12 @@ def fw(monkeypatch):
     ns.ticks = Ticks()
     ns.machine = fake_machine()
     ns.network = fake_network()
-    ns.sockets = []
-    ns.umqtt, ns.umqtt_simple = fake_umqtt(ns.sockets)
     import time
     for name in ("ticks_ms", "ticks_diff", "sleep_ms"):
         monkeypatch.setattr(time, name, getattr(ns.ticks, name), raising=False)
     monkeypatch.setattr(sys, "print_exception", lambda e, f: traceback.print_exception(
         type(e), e, e.__traceback__, file=f), raising=False)
-    for name, mod in (("machine", ns.machine), ("network", ns.network),
-                      ("umqtt", ns.umqtt), ("umqtt.simple", ns.umqtt_simple)):
+    for name, mod in (("machine", ns.machine), ("network", ns.network)):
         monkeypatch.setitem(sys.modules, name, mod)
     import gc
     monkeypatch.setattr(gc, "mem_free", lambda: 51200, raising=False)
@@ -505,118 +410,6 @@ def test_wifi_never_shows_the_password(fw):
     _, link, wlan = make_wifi(fw)
     link.poll()
     assert WIFI_PW not in repr(link) + link.state()
-
-
-# -- MQTT -------------------------------------------------------------------
-
-CONNACK_OK = b"\x20\x02\x00\x00"
-
-
-def make_client(fw, *incoming, timeout_s=7):
-    m = fw.load("firmware.mqtt_umqtt")
-    socks = [FakeSocket(i) for i in incoming]
-    fw.sockets[:] = socks
-    c = m.UmqttClient("stue", "broker", 1883, "han", MQTT_PW, 60, b"han/stue/status",
-                      b"offline", timeout_s=timeout_s)
-    return m, c, socks
-
-
-def blocking_ops(sock):
-    return [op for op in sock.ops if op[1] != 0]
-
-
-def test_mqtt_passes_credentials_as_bytes_and_the_will_retained(fw):
-    _, c, _ = make_client(fw, CONNACK_OK)
-    assert c._c.args == (b"stue", "broker", 1883, b"han", MQTT_PW.encode(), 60)
-    assert c._c.lw == (b"han/stue/status", b"offline", True, 0)
-
-
-def test_mqtt_every_blocking_call_has_the_timeout(fw):
-    _, c, (s,) = make_client(fw, CONNACK_OK + b"\x40\x02\x00\x01")
-    c.connect()
-    s.timeout = None  # what umqtt's wait_msg() leaves behind
-    c.publish(b"han/stue/list2", "{\"w\": 1}", retain=False)
-    s.timeout = None
-    c.publish("han/stue/status", b"online", True, qos=1)  # waits for PUBACK in wait_msg
-    s.timeout = None
-    c.ping()
-    ops = blocking_ops(s)
-    assert ops and all(t == 7 for _, t in ops), s.ops
-    assert b"\x30han/stue/list2{\"w\": 1}" in s.written  # str payload sent as bytes
-
-
-def test_mqtt_refused_connect_is_broker_refused_and_closes(fw):
-    _, c, (s,) = make_client(fw, b"\x20\x02\x00\x05")
-    with pytest.raises(BrokerRefused) as e:
-        c.connect()
-    assert e.value.code() == 5
-    assert s.closed
-
-
-def test_mqtt_broker_closing_during_connect_is_oserror(fw):
-    _, c, (s,) = make_client(fw, b"")
-    s.closed_by_peer = True  # read() returns b"": umqtt raises IndexError
-    with pytest.raises(OSError):
-        c.connect()
-    assert s.closed
-
-
-def test_mqtt_connect_timeout_is_oserror(fw):
-    _, c, (s,) = make_client(fw, b"")
-    with pytest.raises(OSError) as e:
-        c.connect()
-    assert e.value.args[0] == errno.ETIMEDOUT
-
-
-def test_mqtt_ping_consumes_the_pingresp_without_blocking(fw):
-    _, c, (s,) = make_client(fw, CONNACK_OK)
-    c.connect()
-    c.ping()
-    assert s.written.endswith(b"\xc0\x00")
-    s.incoming += b"\xd0\x00"  # PINGRESP
-    fw.ticks.now += 30000
-    c.ping()  # reads the answer, then pings again
-    assert not s.incoming
-    assert s.written.count(b"\xc0\x00") == 2
-    fw.ticks.now += 30000
-    with pytest.raises(OSError):  # the second ping was never answered: half-open link
-        c.ping()
-
-
-def test_mqtt_ping_does_not_stack_pings_inside_the_timeout(fw):
-    _, c, (s,) = make_client(fw, CONNACK_OK)
-    c.connect()
-    c.ping()
-    fw.ticks.now += 1000
-    c.ping()
-    assert s.written.count(b"\xc0\x00") == 1
-
-
-def test_mqtt_ping_notices_a_closed_connection(fw):
-    _, c, (s,) = make_client(fw, CONNACK_OK)
-    c.connect()
-    s.timeout = 5
-    s.closed_by_peer = True
-    s.read = lambda n: b""  # the broker closed: reads return b"" at once
-    with pytest.raises(OSError):
-        c.ping()
-
-
-def test_mqtt_publish_without_connection_is_oserror(fw):
-    _, c, _ = make_client(fw)
-    with pytest.raises(OSError):
-        c.publish(b"t", b"p")
-    with pytest.raises(OSError):
-        c.ping()
-
-
-def test_mqtt_disconnect_never_raises(fw):
-    _, c, (s,) = make_client(fw, CONNACK_OK)
-    c.disconnect()  # never connected
-    c.connect()
-    s.closed = True  # writes now fail
-    c.disconnect()
-    c.disconnect()
 
 
 # -- storage, watchdog, system, clock ----------------------------------------
@@ -910,7 +703,9 @@ def test_run_builds_the_device_objects_and_calls_the_loop_once(fw, tmp_path, mon
     assert link.state() == "idle" and system.reset_cause() == "watchdog"
     assert given is cfg and st is storage and fw.machine.wdts == []
     client = factory("stue", "10.0.0.2", 1883, "han", MQTT_PW, 60, b"han/stue/status", b"offline")
-    assert hasattr(client, "connect") and hasattr(client, "ping")
+    assert isinstance(client, hanport.mqtt.Client)
+    assert client.timeout_ms == device.MQTT_TIMEOUT_MS == 10000
+    assert MQTT_PW not in repr(client)
     out = capsys.readouterr().out
     assert "home" in out and WIFI_PW not in out and MQTT_PW not in out
 
@@ -925,14 +720,13 @@ AIDON_LIST2 = bytes.fromhex(
 
 
 def test_the_real_loop_runs_on_the_device_objects(fw, tmp_path, monkeypatch, capsys):
-    """Meter bytes through the UART source, Wi-Fi up, umqtt out: the shapes fit hanport.app."""
+    """Meter bytes through the UART source, Wi-Fi up, hanport.mqtt out to a real
+    mosquitto: the shapes fit hanport.app, and a clean stop says offline (no will)."""
     from hanport import app, config
 
     cfg = config.load(GOOD_CONFIG)
     fw.machine.uart_chunks[:] = [AIDON_LIST2[:100], AIDON_LIST2[100:]]
-    sock = FakeSocket(CONNACK_OK)
-    fw.sockets[:] = [sock]
-    storage = fw.load("firmware.storage").FlashStorage(str(tmp_path))
+    storage = fw.load("firmware.storage").FlashStorage(str(tmp_path / "data"))
     device = fw.load("firmware.device")
     real_run = app.run
     steps = []
@@ -942,12 +736,18 @@ def test_the_real_loop_runs_on_the_device_objects(fw, tmp_path, monkeypatch, cap
         return real_run(*args, stop=lambda a: steps.append(1) or len(steps) > 50)
 
     monkeypatch.setattr(app, "run", bounded_run)
-    device.run(cfg, storage)
-    written = bytes(sock.written)
-    assert b"han/stue/status" in written and b"online" in written
-    assert b"han/stue/list2" in written and b"1362" in written
-    # Nothing ever waited without a timeout (the closing DISCONNECT gets 1 s).
-    assert set(t for _, t in blocking_ops(sock)) == {10, 1}, sock.ops
+    with Mosquitto(tmp_path, {"han": MQTT_PW, "viewer": "view-pw"}) as broker:
+        cfg["mqtt"]["host"], cfg["mqtt"]["port"] = "127.0.0.1", broker.port
+        sub = Subscriber(broker.port, "viewer", "view-pw", "han/stue/#")
+        try:
+            device.run(cfg, storage)
+            deadline = time.monotonic() + 3
+            while len(sub.on("/status")) < 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert [m[2] for m in sub.on("/status")] == [b"online", b"offline"]
+            assert b"1362" in sub.on("/list2")[0][2]
+        finally:
+            sub.close()
     assert fw.machine.wdts and fw.machine.wdts[0].feeds > 0  # started by the loop
     out = capsys.readouterr().out
     assert WIFI_PW not in out and MQTT_PW not in out
@@ -1045,61 +845,12 @@ class WLAN:
 network.WLAN = WLAN
 sys.modules["network"] = network
 
-class Sock:
-    def __init__(self):
-        self.data = bytearray(b"\x20\x02\x00\x00\xd0\x00")
-        self.t = None
-    def settimeout(self, t):
-        self.t = t
-    def write(self, b, n=None):
-        assert self.t, "write without a timeout"
-        return len(b)
-    def read(self, n):
-        if not self.data:
-            return None if self.t == 0 else b""
-        d = bytes(self.data[:n])
-        self.data = self.data[n:]
-        return d
-    def close(self):
-        pass
-
-umqtt_simple = Mod()
-class MQTTException(Exception):
-    pass
-class MQTTClient:
-    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0):
-        self.sock = None
-    def set_last_will(self, topic, msg, retain=False, qos=0):
-        pass
-    def connect(self, clean_session=True, timeout=None):
-        self.sock = Sock()
-        self.sock.settimeout(timeout)
-        r = self.sock.read(4)
-        if r[3]:
-            raise MQTTException(r[3])
-    def publish(self, topic, msg, retain=False, qos=0):
-        self.sock.write(topic)
-    def ping(self):
-        self.sock.write(b"\xc0\0")
-umqtt_simple.MQTTClient, umqtt_simple.MQTTException = MQTTClient, MQTTException
-umqtt = Mod()
-umqtt.simple = umqtt_simple
-sys.modules["umqtt"] = umqtt
-sys.modules["umqtt.simple"] = umqtt_simple
-
-from firmware import clock, device, mqtt_umqtt, safeboot, storage, system, uart_source, watchdog, wifi
+from firmware import clock, device, safeboot, storage, system, uart_source, watchdog, wifi
 
 c = clock.Clock()
 print("time", c.time() > 0 or c.time() == 0)
 link = wifi.WiFi("home", "secret-pw-1", "stue", c, "powersave")
 print("poll", link.poll(), link.state(), link.rssi())
-m = mqtt_umqtt.UmqttClient("stue", "h", 1883, "u", "p", 60, b"t/status", b"offline")
-m.connect()
-m.publish("t/x", "payload")
-m.ping()
-m.ping()
-m.disconnect()
-print("mqtt ok")
 st = storage.FlashStorage("/data")
 st.write("x", b"1")
 st.write("x", b"22")
@@ -1127,7 +878,7 @@ def test_firmware_modules_run_under_micropython(mpy, tmp_path, repo_root):
     p = mpy(script, files=files)
     out = p.stdout.decode()
     assert p.returncode == 0, out + p.stderr.decode()
-    for line in ("time True", "poll False wrong_password None", "mqtt ok",
+    for line in ("time True", "poll False wrong_password None",
                  "storage b'22' None", "system watchdog True None", "wdt True",
                  "safeboot None", "config /nope.json", "crash True"):
         assert line in out, out

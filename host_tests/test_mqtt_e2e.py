@@ -1,4 +1,4 @@
-"""The PC twin (the firmware's loop, paho client) against a real mosquitto with passwords."""
+"""The PC twin (the firmware's loop and MQTT client) against a real mosquitto with passwords."""
 import json
 import threading
 import time
@@ -31,7 +31,7 @@ def cfg_for(broker, password=PASSWORD, diag=60):
 
 
 def parts():
-    return (pc_parts.PcLink(), pc_parts.paho_factory(timeout=3), pc_parts.PcStorage(None),
+    return (pc_parts.PcLink(), pc_parts.mqtt_factory(timeout_ms=3000), pc_parts.PcStorage(None),
             pc_parts.PcWatchdog(), pc_parts.PcSystem())
 
 
@@ -174,7 +174,7 @@ def test_broker_restart_mid_stream_ends_reconnected_and_publishing(broker):
 
 def test_meter_silence_shows_in_diag_and_clears_when_frames_return(broker):
     # Simulated time for the loop (30 s of silence in a fraction of a second),
-    # real paho and mosquitto underneath.
+    # the real client and mosquitto underneath.
     clock = FakeClock(epoch=1700000000)
     frame = bytes.fromhex(BY_ID["aidon_6525_it_list1"]["hex"])
 

@@ -3,7 +3,6 @@
 CPython only. The loop is the firmware's own; only what the ESP32 gets from
 machine/network is replaced here (see lib/hanport/ports.py for the shapes).
 """
-import errno
 import os
 import sys
 import time
@@ -12,8 +11,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 if os.path.join(ROOT, "lib") not in sys.path:
     sys.path.insert(0, os.path.join(ROOT, "lib"))
-
-from hanport.ports import BrokerRefused  # noqa: E402
 
 from pc import capture  # noqa: E402
 
@@ -99,111 +96,14 @@ class PcSystem:
 
 # -- MQTT -------------------------------------------------------------------
 
-# paho 2 reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason names.
-_CONNACK = {
-    "Unsupported protocol version": 1,
-    "Client identifier not valid": 2,
-    "Server unavailable": 3,
-    "Bad user name or password": 4,
-    "Not authorized": 5,
-}
+def mqtt_factory(timeout_ms=10000):
+    """client_factory for hanport.app: the firmware's own MQTT client (hanport.mqtt)."""
+    from hanport.mqtt import Client
 
-
-class PahoClient:
-    """hanport.ports.MqttClient on paho-mqtt 2.x, driven without a thread.
-
-    connect() is bounded by timeout; paho's socket is non-blocking after
-    that, so publish and ping never block (unsent bytes wait in paho).
-    """
-
-    def __init__(self, client_id, host, port, user, password, keepalive,
-                 will_topic, will_payload, timeout=5.0):
-        import paho.mqtt.client as mqtt
-
-        self.mqtt = mqtt
-        self.host = host
-        self.port = port
-        self.keepalive = keepalive or 60
-        self.timeout = timeout
-        self.rc = None
-        self.lost = False
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
-                        protocol=mqtt.MQTTv311)
-        if user:
-            c.username_pw_set(user, password)
-        c.will_set(_text(will_topic), will_payload, qos=0, retain=True)
-        c.connect_timeout = timeout
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
-        self.c = c
-
-    def _on_connect(self, client, userdata, flags, reason, properties):
-        if not reason.is_failure:
-            self.rc = 0
-        else:
-            self.rc = _CONNACK.get(str(reason), reason.value)
-
-    def _on_disconnect(self, client, userdata, flags, reason, properties):
-        self.lost = True
-
-    def connect(self):
-        deadline = time.monotonic() + self.timeout
-        self.c.connect(self.host, self.port, self.keepalive)  # OSError on failure
-        while self.rc is None:
-            if time.monotonic() > deadline:
-                raise OSError(errno.ETIMEDOUT, "no CONNACK from the broker")
-            if self.c.loop(timeout=0.02) != 0 or self.lost:
-                if self.rc is not None:
-                    break
-                raise OSError(errno.ECONNRESET, "broker closed the connection during CONNECT")
-        if self.rc != 0:
-            raise BrokerRefused(self.rc)
-
-    def _service(self):
-        rc = self.c.loop(timeout=0)
-        if rc != 0 or self.lost:
-            self.lost = True
-            raise OSError(errno.EPIPE, "connection lost ({})".format(self.mqtt.error_string(rc)))
-
-    def publish(self, topic, payload, retain=False, qos=0):
-        if self.lost:
-            raise OSError(errno.EPIPE, "connection lost")
-        info = self.c.publish(_text(topic), bytes(payload), qos, retain)
-        if info.rc != 0:
-            self.lost = True
-            raise OSError(errno.EPIPE, "publish failed ({})".format(self.mqtt.error_string(info.rc)))
-        self._service()
-
-    def ping(self):
-        self._service()
-        send = getattr(self.c, "_send_pingreq", None)
-        if send is not None:
-            send()
-        self._service()
-
-    def disconnect(self):
-        try:
-            if not self.lost:
-                self.c.disconnect()
-        except Exception:
-            pass
-        try:
-            sock = self.c.socket()
-            if sock is not None:
-                sock.close()
-        except Exception:
-            pass
-
-
-def paho_factory(timeout=5.0):
     def factory(client_id, host, port, user, password, keepalive, will_topic, will_payload):
-        return PahoClient(client_id, host, port, user, password, keepalive,
-                          will_topic, will_payload, timeout)
+        return Client(client_id, host, port, user, password, keepalive, will_topic,
+                      will_payload, timeout_ms)
     return factory
-
-
-def _text(topic):
-    return topic.decode() if isinstance(topic, (bytes, bytearray)) else topic
 
 
 # -- byte sources -----------------------------------------------------------

@@ -2,7 +2,7 @@
 
     python tools/bench_loop.py [--frames 300] [--heap-frames 10000]
 
-1. Latency: the PC twin (hanport.app.run, paho) publishing to a mosquitto on
+1. Latency: the PC twin (hanport.app.run and hanport.mqtt) publishing to a mosquitto on
    loopback; from the moment the last byte of a frame enters the byte source
    to its arrival at a subscriber. Median and 99th percentile (target p99 < 50 ms).
 2. Heap: the same loop under the WebAssembly MicroPython with a fake client;
@@ -109,7 +109,7 @@ def latency(frames_n):
             src = Timed(0.04)
             done = threading.Event()
             t = threading.Thread(target=run, args=(src, pc_parts.PcClock(), pc_parts.PcLink(),
-                                                   pc_parts.paho_factory(), pc_parts.PcStorage(None),
+                                                   pc_parts.mqtt_factory(), pc_parts.PcStorage(None),
                                                    pc_parts.PcWatchdog(), pc_parts.PcSystem(), cfg),
                                  kwargs={"stop": lambda a: done.is_set(), "log": lambda s: None})
             t.start()

@@ -247,7 +247,7 @@ def main(argv=None):
     stop = threading.Event()
 
     def loop():
-        run(source, pc_parts.PcClock(), pc_parts.PcLink(), pc_parts.paho_factory(),
+        run(source, pc_parts.PcClock(), pc_parts.PcLink(), pc_parts.mqtt_factory(),
             pc_parts.PcStorage(None), pc_parts.PcWatchdog(), pc_parts.PcSystem(), cfg,
             stop=lambda app: stop.is_set(),
             log=lambda s: log_lines.append(time.strftime("%H:%M:%S ") + s))

@@ -90,7 +90,7 @@ def main(argv=None):
     print("pctwin: {} -> mqtt {}:{} base topic {}".format(
         a.serial or a.replay, host, port, cfg["mqtt"]["base_topic"]))
     try:
-        app = run(source, pc_parts.PcClock(), pc_parts.PcLink(), pc_parts.paho_factory(),
+        app = run(source, pc_parts.PcClock(), pc_parts.PcLink(), pc_parts.mqtt_factory(),
                   pc_parts.PcStorage(a.state_dir), pc_parts.PcWatchdog(), pc_parts.PcSystem(),
                   cfg, stop=stop)
     except KeyboardInterrupt:
