@@ -64,7 +64,7 @@ class App:
 
         self.errors = {"source": 0, "storage": 0, "internal": 0}
         self.outbox = Outbox(FlashQueue(storage))
-        self.session = Session(clock, link, client_factory, config, base, self.log)
+        self.session = Session(clock, link, client_factory, config, base, self.log, watchdog)
         self.energy = Energy(tuple((config.get("tariff") or {}).get("steps_kwh") or STEPS_KWH),
                              log=self.log)
         ha = config.get("ha") or {}

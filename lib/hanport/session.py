@@ -14,8 +14,9 @@ STABLE_MS = 30000  # a connection that lasted this long resets the backoff
 
 
 class Session:
-    def __init__(self, clock, link, client_factory, cfg, base, log):
+    def __init__(self, clock, link, client_factory, cfg, base, log, watchdog):
         self.clock = clock
+        self.watchdog = watchdog
         self.link = link
         self.client_factory = client_factory
         self.log = log
@@ -50,9 +51,13 @@ class Session:
             client = self.client_factory(
                 self.client_id, self.host, self.port, self.user, self.password,
                 self.keepalive_s, self.t_status, b"offline")
+            # Each call is bounded by the client's deadline: feed between them,
+            # so the watchdog only has to cover one call (plus DNS).
             client.connect()
+            self.watchdog.feed()
             client.publish(self.t_status, b"online", True, 1)
             if subscribe:
+                self.watchdog.feed()
                 client.subscribe(subscribe)
         except BrokerRefused as e:
             self._failed(client, diag.refused_text(e.args[0] if e.args else None))
