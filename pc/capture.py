@@ -34,8 +34,12 @@ for _c in b" \t\r\n\x0b\x0c,;:[](){}":
 del _i, _c
 # Unicode spaces a web page or word processor puts into a paste (UTF-8), replaced
 # by as many ASCII spaces so that byte positions stay those of the line.
-_UNICODE_SPACES = (b"\xc2\xa0", b"\xe2\x80\xaf", b"\xe2\x80\x87", b"\xe2\x80\x89",
-                   b"\xe2\x80\x8b", b"\xef\xbb\xbf")
+_UNICODE_SPACES = tuple(bytes(b) for b in (
+    (0xC2, 0xA0), (0xE1, 0x9A, 0x80), (0xE2, 0x80, 0x80), (0xE2, 0x80, 0x81), (0xE2, 0x80, 0x82),
+    (0xE2, 0x80, 0x83), (0xE2, 0x80, 0x84), (0xE2, 0x80, 0x85), (0xE2, 0x80, 0x86),
+    (0xE2, 0x80, 0x87), (0xE2, 0x80, 0x88), (0xE2, 0x80, 0x89), (0xE2, 0x80, 0x8A),
+    (0xE2, 0x80, 0x8B), (0xE2, 0x80, 0xA8), (0xE2, 0x80, 0xA9), (0xE2, 0x80, 0xAF),
+    (0xE2, 0x81, 0x9F), (0xE3, 0x80, 0x80), (0xEF, 0xBB, 0xBF)))
 
 
 def strip(b):
@@ -109,9 +113,12 @@ class Line:
 def parse_line(raw, number, in_dump=False):
     """A Line, or None for a line to skip (blank, comment, a hexdump's last offset)."""
     line = raw
-    for sp in _UNICODE_SPACES:
-        if sp in line:
-            line = line.replace(sp, b"        "[:len(sp)])
+    for c in raw:
+        if c > 0x7F:  # only then can a Unicode space be there
+            for sp in _UNICODE_SPACES:
+                if sp in line:
+                    line = line.replace(sp, b"   "[:len(sp)])
+            break
     s = strip(line)
     if not s or s[0] == 0x23:  # '#'
         return None
@@ -130,7 +137,7 @@ def parse_line(raw, number, in_dump=False):
             return None  # hexdump's closing offset: the length of the dump
         if s[8:10] == b"  ":
             out.dump = True
-            bar = s.find(b"  |", 8)
+            bar = s.find(b"|", 8)
             if bar >= 0:
                 end = bar
             s_from = 10
@@ -380,9 +387,15 @@ class Paste:
                 frame = bytearray(b"\x7e")
                 frame.extend(buf[h:end])
                 frame.append(FLAG)
-                self._emit(i, end + 1 if end < n and buf[end] == FLAG else end,
-                           bytes(frame), None, None, 1 - off)
+                s = i
+                if off and self._line_at(i)[1] is not self._line_at(h)[1]:
+                    s = h  # the flag closed the frame before (end of the previous line)
+                self._emit(s, end + 1 if end < n and buf[end] == FLAG else end,
+                           bytes(frame), None, None, 1 - off + s - i)
                 self.pos = end  # a closing flag may open the next frame
+                if end + 1 < n and buf[end] == FLAG and buf[end + 1] != FLAG \
+                        and buf[end + 1] & 0xF0 != 0xA0:
+                    self.pos = end + 1  # it only closed this one
                 continue
             j = self._resync(end, final)
             self._emit(i, j, bytes(buf[i:j]), "length",

@@ -205,7 +205,7 @@ def _waiting_on_a_terminal():
 
 
 def run(args):
-    if args and args[0] in ("-h", "--help"):
+    if "-h" in args or "--help" in args:
         print(__doc__)
         return 0
     raw = False
