@@ -110,26 +110,35 @@ def settings(a):
     return cfg, cfg["mqtt"]["host"], cfg["mqtt"]["port"]
 
 
-def main(argv=None):
-    try:
-        a = parse_args(argv)
-        cfg, host, port = settings(a)
-        if a.serial:
+def prepare(argv=None, open_serial=True):
+    """(options, cfg, host, port, serial source or None, replay frames or None);
+    UserError for every mistake in what was given. Nothing talks to a broker."""
+    a = parse_args(argv)
+    cfg, host, port = settings(a)
+    source = frames = None
+    if a.serial:
+        if open_serial:
             try:
                 source = pc_parts.SerialSource(a.serial, cfg["han"]["baud"], cfg["han"]["parity"])
             except Exception as e:  # serial.SerialException: port missing or busy
                 raise UserError("cannot open {}: {}".format(a.serial, e), 1)
-        else:
-            try:
-                frames = pc_parts.read_capture(a.replay)
-            except OSError as e:
-                raise UserError("cannot read {}: {}".format(a.replay, e.strerror or e), 1)
-            except ValueError as e:
-                raise UserError("{}: {}".format(a.replay, e), 1)
+    else:
+        try:
+            frames = pc_parts.read_capture(a.replay)
+        except OSError as e:
+            raise UserError("cannot read {}: {}".format(a.replay, e.strerror or e), 1)
+        except ValueError as e:
+            raise UserError("{}: {}".format(a.replay, e), 1)
+    return a, cfg, host, port, source, frames
+
+
+def main(argv=None):
+    try:
+        a, cfg, host, port, source, frames = prepare(argv)
     except UserError as e:
         sys.stderr.write("".join("pctwin: %s\n" % line for line in str(e).splitlines()))
         return e.status
-    return run_twin(a, cfg, host, port, source if a.serial else None, None if a.serial else frames)
+    return run_twin(a, cfg, host, port, source, frames)
 
 
 def run_twin(a, cfg, host, port, serial_source, frames):
