@@ -423,14 +423,19 @@ def parse_hostport(text, default_port=1883):
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if "://" in text:
-        raise ValueError("give HOST:PORT without a scheme, e.g. 192.168.1.10:1883, not %s" % text)
+        raise ValueError("give HOST:PORT without a scheme, e.g. 192.168.1.10:1883, not %s" % shown(text))
     if not host or any(c.isspace() for c in host):
-        raise ValueError("%r has no host name: give HOST:PORT, e.g. 192.168.1.10:1883" % text)
+        raise ValueError("%s has no host name: give HOST:PORT, e.g. 192.168.1.10:1883" % shown(text))
     if not port:
         return host, default_port
     if not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError("the port in %r must be a number 1..65535" % text)
+        raise ValueError("the port in %s must be a number 1..65535" % shown(text))
     return host, int(port)
+
+
+def shown(text):
+    """text for a one-line message: control and other unprintable characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 class UserError(Exception):
@@ -449,11 +454,11 @@ def read_password(path):
         with open(path, "rb") as f:
             line = f.readline()
     except OSError as e:
-        raise UserError("cannot read the password file %s: %s" % (path, e.strerror or e), 1)
+        raise UserError("cannot read the password file %s: %s" % (shown(path), e.strerror or e), 1)
     try:
         return line.decode("utf-8").rstrip("\r\n")
     except UnicodeDecodeError:
-        raise UserError("the password file %s is not UTF-8 text" % path, 1)
+        raise UserError("the password file %s is not UTF-8 text" % shown(path), 1)
 
 
 def check_state_dir(path):
@@ -461,13 +466,13 @@ def check_state_dir(path):
     if not path:
         return
     if os.path.exists(path) and not os.path.isdir(path):
-        raise UserError("--state-dir %s is a file, not a directory" % path)
+        raise UserError("--state-dir %s is a file, not a directory" % shown(path))
     try:
         os.makedirs(path, exist_ok=True)
-    except OSError as e:
-        raise UserError("--state-dir %s cannot be made: %s" % (path, e.strerror or e))
+    except (OSError, ValueError) as e:
+        raise UserError("--state-dir %s cannot be made: %s" % (shown(path), getattr(e, "strerror", None) or e))
     if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError("--state-dir %s is not writable" % path)
+        raise UserError("--state-dir %s is not writable" % shown(path))
 
 
 PC_NAME = "hanport-pc"  # the PC twin's device name unless --name or device.name says otherwise
@@ -492,19 +497,19 @@ def load_config(path=None, overrides=(), default_name=PC_NAME):
             with open(path, "rb") as f:
                 data = f.read()
         except OSError as e:
-            raise UserError("cannot read the config %s: %s" % (path, e.strerror or e))
+            raise UserError("cannot read the config %s: %s" % (shown(path), e.strerror or e))
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise UserError("config %s: not UTF-8 at byte %d (save it as UTF-8)" % (path, e.start))
+            raise UserError("config %s: not UTF-8 at byte %d (save it as UTF-8)" % (shown(path), e.start))
         if text.startswith("\ufeff"):
             text = text[1:]  # a byte order mark (Windows Notepad)
         try:
             user = json.loads(text) if text.strip() else {}
         except (ValueError, RecursionError) as e:
-            raise UserError("config %s is not valid JSON: %s" % (path, e))
+            raise UserError("config %s is not valid JSON: %s" % (shown(path), e))
         if not isinstance(user, dict):
-            raise UserError("config %s: the top level must be an object: { ... }" % path)
+            raise UserError("config %s: the top level must be an object: { ... }" % shown(path))
     for group, key, value in overrides:
         if group is None:
             user[key] = value
@@ -532,6 +537,6 @@ def load_config(path=None, overrides=(), default_name=PC_NAME):
     if placeholder:
         wifi["ssid"] = ""
     if errors:
-        where = "config %s" % path if path else "settings"
-        raise UserError("\n".join("%s: %s" % (where, e) for e in errors))
+        where = "config %s" % shown(path) if path else "settings"
+        raise UserError("\n".join("%s: %s" % (where, shown(e)) for e in errors))
     return cfg

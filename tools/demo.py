@@ -212,14 +212,14 @@ def read_frames(path):
     try:
         return pc_parts.read_capture(path)
     except OSError as e:
-        raise UserError("cannot read {}: {}".format(path, e.strerror or e), 1)
+        raise UserError("cannot read {}: {}".format(pc_parts.shown(path), e.strerror or e), 1)
     except ValueError as e:
-        raise UserError("{}: {}".format(path, e), 1)
+        raise UserError("{}: {}".format(pc_parts.shown(path), pc_parts.shown(e)), 1)
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):
-        raise UserError("%s (--help lists the options)" % message)
+        raise UserError("%s (--help lists the options)" % pc_parts.shown(message))
 
 
 def _seconds(text):
@@ -253,7 +253,7 @@ def main(argv=None):
             try:
                 host, port = pc_parts.parse_hostport(a.broker)
             except ValueError as e:
-                raise UserError("--broker: %s" % e)
+                raise UserError("--broker: %s" % pc_parts.shown(e))
     except UserError as e:
         sys.stderr.write("".join("demo: %s\n" % line for line in str(e).splitlines()))
         return e.status

@@ -18,7 +18,7 @@ import shutil
 import sys
 import time
 
-from flash import REPO, Failure, Parser, check_port, find_tool, run
+from flash import REPO, Failure, Parser, check_port, find_tool, one_line, run
 
 BUILD = os.path.join(REPO, "build", "device")
 PACKAGES = ("hanport", "firmware")  # directories under /lib on the device
@@ -135,7 +135,7 @@ def main(argv=None):
         print("deploy: copying%s ..." % (" and config.json" if args.config else ""))
         run(cmd, COPY_S, "copy", v)
     except Failure as e:
-        print("deploy: %s" % e, file=sys.stderr)
+        print("deploy: %s" % one_line(e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("deploy: interrupted (the board may still be in safe boot: "

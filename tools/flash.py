@@ -36,6 +36,11 @@ class Failure(Exception):
     """A one-line reason to stop."""
 
 
+def one_line(text):
+    """text with control and other unprintable characters escaped: one line on stderr."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def find_tool(exe, module, pip_name):
     """The command that runs a Python-packaged tool: on PATH, beside this
     Python (a venv's bin/), in the repo's .venv, or as `python -m module`."""
@@ -112,7 +117,7 @@ class Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line on stderr and exit status 2."""
 
     def error(self, message):
-        sys.stderr.write("%s: %s (--help lists the options)\n" % (self.prog, message))
+        sys.stderr.write("%s: %s (--help lists the options)\n" % (self.prog, one_line(message)))
         sys.exit(2)
 
 
@@ -141,7 +146,7 @@ def main(argv=None):
         if "Failed to connect" in str(e) or "No serial data" in str(e):
             e = Failure("no ESP32 answered on %s: hold BOOT, tap EN, release BOOT, retry (%s)"
                         % (args.port, e))
-        print("flash: %s" % e, file=sys.stderr)
+        print("flash: %s" % one_line(e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("flash: interrupted", file=sys.stderr)

@@ -174,6 +174,17 @@ def _stdin():
     return sys.stdin.buffer
 
 
+def shown(name):
+    """A file name fit for a one-line message: control characters escaped."""
+    out = []
+    for ch in name:
+        if ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append("\\x%02x" % ord(ch))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _open(path):
     """The file opened for reading bytes, or UsageError saying why not."""
     import os
@@ -181,15 +192,15 @@ def _open(path):
     try:
         mode = os.stat(path)[0]
     except OSError:
-        raise UsageError("cannot read %s: no such file" % path)
+        raise UsageError("cannot read %s: no such file" % shown(path))
     except (TypeError, ValueError):  # e.g. a NUL character in the name
-        raise UsageError("cannot read %s: not a valid file name" % path)
+        raise UsageError("cannot read %s: not a valid file name" % shown(path))
     if mode & 0x4000:
-        raise UsageError("cannot read %s: it is a directory" % path)
+        raise UsageError("cannot read %s: it is a directory" % shown(path))
     try:
         return open(path, "rb")
     except OSError as e:
-        raise UsageError("cannot read %s: error %s" % (path, e.args[0] if e.args else "?"))
+        raise UsageError("cannot read %s: error %s" % (shown(path), e.args[0] if e.args else "?"))
 
 
 def _waiting_on_a_terminal():
@@ -231,7 +242,7 @@ def run(args):
         name = "standard input"
     else:
         f = _open(path)
-        name = path
+        name = shown(path)
     try:
         if raw:
             good = raw_stream(f)
@@ -245,7 +256,7 @@ def run(args):
         if path != "-":
             f.close()
     if looks_binary(data):
-        raise UsageError("%s looks like a binary capture, not hex text: use --raw %s" % (name, path))
+        raise UsageError("%s looks like a binary capture, not hex text: use --raw %s" % (name, name))
     good = decode_lines(data)
     if not MICROPYTHON:
         sys.stdout.flush()

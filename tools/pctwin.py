@@ -26,7 +26,7 @@ class Parser(argparse.ArgumentParser):
     """argparse that raises UserError (one line) instead of printing usage and exiting."""
 
     def error(self, message):
-        raise UserError("%s (--help lists the options)" % message)
+        raise UserError("%s (--help lists the options)" % pc_parts.shown(message))
 
 
 def _positive(text):
@@ -93,7 +93,7 @@ def settings(a):
         try:
             host, port = pc_parts.parse_hostport(a.broker)
         except ValueError as e:
-            raise UserError("--broker: %s" % e)
+            raise UserError("--broker: %s" % pc_parts.shown(e))
         overrides += [("mqtt", "host", host), ("mqtt", "port", port)]
     for group, key, value in (("mqtt", "user", a.user), ("device", "name", a.name),
                               ("mqtt", "base_topic", a.base_topic), ("mqtt", "raw_frames", a.raw_frames),
@@ -121,14 +121,14 @@ def prepare(argv=None, open_serial=True):
             try:
                 source = pc_parts.SerialSource(a.serial, cfg["han"]["baud"], cfg["han"]["parity"])
             except Exception as e:  # serial.SerialException: port missing or busy
-                raise UserError("cannot open {}: {}".format(a.serial, e), 1)
+                raise UserError("cannot open {}: {}".format(pc_parts.shown(a.serial), pc_parts.shown(e)), 1)
     else:
         try:
             frames = pc_parts.read_capture(a.replay)
         except OSError as e:
-            raise UserError("cannot read {}: {}".format(a.replay, e.strerror or e), 1)
+            raise UserError("cannot read {}: {}".format(pc_parts.shown(a.replay), e.strerror or e), 1)
         except ValueError as e:
-            raise UserError("{}: {}".format(a.replay, e), 1)
+            raise UserError("{}: {}".format(pc_parts.shown(a.replay), pc_parts.shown(e)), 1)
     return a, cfg, host, port, source, frames
 
 
