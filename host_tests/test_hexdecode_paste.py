@@ -206,3 +206,22 @@ def test_a_frame_built_for_the_test_decodes_from_a_python_bytes_list(tmp_path):
     text = "[" + ", ".join("0x%02x" % b for b in frame) + "]\n"
     rc, lines, _ = both(tmp_path, text.encode())
     assert rc == 0 and lines[0]["obis"] == {"1-0:1.7.0.255": 1234}
+
+
+def test_a_long_hexdump_decodes_every_frame_with_a_small_buffer():
+    from pc.capture import Paste
+
+    stream = b"".join([L1, L3] * 150)
+    paste = Paste()
+    got = []
+    biggest = 0
+    for n, off in enumerate(range(0, len(stream), 16)):
+        row = stream[off:off + 16]
+        paste.feed(b"%08x  %s  |................|" % (off, " ".join("%02x" % b for b in row).encode()))
+        got += paste.take()
+        biggest = max(biggest, len(paste.buf))
+    paste.end()
+    got += paste.take()
+    assert [c.frame for c in got] == [L1, L3] * 150 and all(c.error is None for c in got)
+    assert biggest < 2 * len(L3) + 32 * 16
+    assert got[-1].label.startswith("lines ")

@@ -306,6 +306,20 @@ class Paste:
         self.lines.append((len(self.buf), line))
         self.buf.extend(line.data)
         self._scan(False)
+        if len(self.lines) > 32:
+            self._trim()
+
+    def _trim(self):
+        """Forget the lines already judged, so a long hexdump keeps a small buffer."""
+        lines = self.lines
+        k = 0
+        while k + 1 < len(lines) and lines[k + 1][0] <= self.pos:
+            k += 1
+        if k:
+            cut = lines[k][0]
+            self.buf = self.buf[cut:]
+            self.pos -= cut
+            self.lines = [(start - cut, ln) for start, ln in lines[k:]]
 
     def end(self):
         """No more bytes for what is waiting (end of input, a blank line, a label)."""
