@@ -236,7 +236,7 @@ def run(args):
         raise UsageError("--raw needs a FILE, or - for standard input")
     path = paths[0] if paths else "-"
     if path == "-":
-        if not paths:
+        if not raw:
             _waiting_on_a_terminal()
         f = _stdin()
         name = "standard input"
