@@ -768,7 +768,7 @@ def run_tool(repo_root, *args):
 
 def test_flash_names_a_missing_port_or_firmware(repo_root, tmp_path):
     image = tmp_path / "ESP32_GENERIC.bin"
-    image.write_bytes(b"\xe9")
+    image.write_bytes(b"\xe9" + bytes(200 * 1024))  # flash.py checks size and magic first
     err = run_tool(repo_root, "flash.py", "--port", "/dev/ttyNOPE0", "--firmware", str(image))
     assert err.startswith("flash: serial port /dev/ttyNOPE0 does not exist")
     err = run_tool(repo_root, "flash.py", "--port", "/dev/ttyNOPE0", "--firmware", str(tmp_path / "x.bin"))

@@ -130,26 +130,22 @@ class SerialSource:
 
 
 def read_capture(path):
-    """Frames of a capture: hex lines ("label<TAB>hex" or "hex", '#' comments) or
+    """Frames of a capture: hex text as tools/hexdecode.py reads it (pc.capture) or
     a raw binary stream (split into frames at their HDLC length fields).
     Returns [(label, bytes)]; a raw file gives its stream as one element
-    when it has no recognisable frames."""
+    when it has no recognisable frames. A hex file with a line that is not
+    hex raises ValueError naming the line: it is never taken for binary."""
     with open(path, "rb") as f:
         data = f.read()
-    try:
-        text = data.decode("ascii")
-        frames = _hex_lines(text)
-        if frames:
-            return frames
-    except (UnicodeDecodeError, ValueError):
-        pass
-    return split_frames(data) or [("stream", data)]
-
-
-def _hex_lines(text):
-    frames = list(capture.hex_lines(text.splitlines()))
-    if any(frame is None for _, frame in frames):
-        raise ValueError("not a hex capture")
+    if capture.looks_binary(data):
+        return split_frames(data) or [("stream", data)]
+    frames = []
+    for c in capture.candidates(capture.split_lines(data)):
+        if c.frame is None:
+            raise ValueError(c.detail)
+        frames.append((c.label, c.frame))
+    if not frames:
+        raise ValueError("no frames in it")
     return frames
 
 
@@ -247,6 +243,7 @@ class ReplaySource:
             if first_hour_ms is None:
                 first_hour_ms = ms_to_next_hourly()
             self.program = meter_program(frames, first_hour_ms)
+            self.unsent = set(id(f) for _, f in frames)  # one pass: every frame sent once
             self.t0 = time.monotonic() + start_delay_ms / 1000
             self._next()
         else:
@@ -259,7 +256,10 @@ class ReplaySource:
             self.pos = 0
 
     def done(self):
-        return not self.realtime and self.pos >= len(self.stream)
+        """Fast: every byte handed over. Realtime: every frame sent at least once."""
+        if self.realtime:
+            return not self.unsent
+        return self.pos >= len(self.stream)
 
     def _next(self):
         t, self.label, self.frame = next(self.program)
@@ -281,6 +281,7 @@ class ReplaySource:
         self.pos += n
         if self.pos >= len(self.frame):
             self.frames_sent += 1
+            self.unsent.discard(id(self.frame))
             if self.on_frame_end:
                 self.on_frame_end(self.label, time.monotonic())
             self._next()
@@ -317,7 +318,128 @@ def make_config(broker_host, broker_port, name="hanport-pc", user="", password="
 
 
 def parse_hostport(text, default_port=1883):
-    host, _, port = text.rpartition(":")
-    if not host:
-        return text, default_port
+    """(host, port) of "HOST", "HOST:PORT" or "[IPv6]:PORT"; ValueError says what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep or (host.count(":") and not host.endswith("]")):
+        host, port = text, ""  # no port (or a bare IPv6 address)
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if "://" in text:
+        raise ValueError("give HOST:PORT without a scheme, e.g. 192.168.1.10:1883, not %s" % shown(text))
+    if not host or any(c.isspace() for c in host):
+        raise ValueError("%s has no host name: give HOST:PORT, e.g. 192.168.1.10:1883" % shown(text))
+    if not port:
+        return host, default_port
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("the port in %s must be a number 1..65535" % shown(text))
     return host, int(port)
+
+
+def shown(text):
+    """text for a one-line message: control and other unprintable characters escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+class UserError(Exception):
+    """A mistake in what the user gave: one line for stderr, then exit with .status."""
+
+    def __init__(self, message, status=2):
+        Exception.__init__(self, message)
+        self.status = status
+
+
+def read_password(path):
+    """The first line of the password file ("" without one); UserError when unreadable."""
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            line = f.readline()
+    except OSError as e:
+        raise UserError("cannot read the password file %s: %s" % (shown(path), e.strerror or e), 1)
+    try:
+        return line.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise UserError("the password file %s is not UTF-8 text" % shown(path), 1)
+
+
+def check_state_dir(path):
+    """UserError unless path is (or can become) a writable directory."""
+    if not path:
+        return
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError("--state-dir %s is a file, not a directory" % shown(path))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except (OSError, ValueError) as e:
+        raise UserError("--state-dir %s cannot be made: %s" % (shown(path), getattr(e, "strerror", None) or e))
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError("--state-dir %s is not writable" % shown(path))
+
+
+PC_NAME = "hanport-pc"  # the PC twin's device name unless --name or device.name says otherwise
+
+
+def load_config(path=None, overrides=(), default_name=PC_NAME):
+    """The loop's config: the device's config.json (path, optional) with single
+    keys overridden, checked by the firmware's own hanport.config.load + check.
+
+    overrides: ((group or None, key, value), ...) for the options actually
+    given. Without a device.name anywhere the PC is default_name, so that it
+    does not publish under a dongle's topics. Raises UserError listing every
+    problem, one per line (status 2).
+    """
+    import json
+
+    from hanport import config
+
+    user = {}
+    if path:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            raise UserError("cannot read the config %s: %s" % (shown(path), e.strerror or e))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise UserError("config %s: not UTF-8 at byte %d (save it as UTF-8)" % (shown(path), e.start))
+        if text.startswith("\ufeff"):
+            text = text[1:]  # a byte order mark (Windows Notepad)
+        try:
+            user = json.loads(text) if text.strip() else {}
+        except (ValueError, RecursionError) as e:
+            raise UserError("config %s is not valid JSON: %s" % (shown(path), e))
+        if not isinstance(user, dict):
+            raise UserError("config %s: the top level must be an object: { ... }" % shown(path))
+    for group, key, value in overrides:
+        if group is None:
+            user[key] = value
+        else:
+            g = user.get(group)
+            if g is None:
+                g = user[group] = {}
+            if isinstance(g, dict):
+                g[key] = value
+    dev = user.get("device")
+    if dev is None:
+        dev = user["device"] = {}
+    if isinstance(dev, dict) and "name" not in dev:
+        dev["name"] = default_name
+    try:
+        cfg = config.load(json.dumps(user))
+    except ValueError as e:
+        raise UserError("config: %s" % e)
+    # The PC has no Wi-Fi of its own: a config without an SSID is fine here.
+    wifi = cfg.get("wifi")
+    placeholder = isinstance(wifi, dict) and not wifi.get("ssid")
+    if placeholder:
+        wifi["ssid"] = "pc"
+    errors = config.check(cfg)
+    if placeholder:
+        wifi["ssid"] = ""
+    if errors:
+        where = "config %s" % shown(path) if path else "settings"
+        raise UserError("\n".join("%s: %s" % (where, shown(e)) for e in errors))
+    return cfg

@@ -19,6 +19,7 @@ from decimal import Decimal
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # the repo root: pc/ and lib/ via pc.parts
 from pc import parts as pc_parts  # noqa: E402
+from pc.parts import UserError  # noqa: E402
 from hanport.app import run  # noqa: E402
 
 CAPTURE = os.path.join(HERE, "data", "aidon_demo.hex")
@@ -207,28 +208,58 @@ def kilo(value, u):
 
 # -- main ---------------------------------------------------------------------
 
+def read_frames(path):
+    try:
+        return pc_parts.read_capture(path)
+    except OSError as e:
+        raise UserError("cannot read {}: {}".format(pc_parts.shown(path), e.strerror or e), 1)
+    except ValueError as e:
+        raise UserError("{}: {}".format(pc_parts.shown(path), pc_parts.shown(e)), 1)
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError("%s (--help lists the options)" % pc_parts.shown(message))
+
+
+def _seconds(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of seconds" % text)
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError("%r must be 0 or more seconds" % text)
+    return v
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Replay recorded Aidon traffic through the dongle's loop and watch MQTT.")
+    p = Parser(prog="demo.py", description="Replay recorded Aidon traffic through the dongle's loop and watch MQTT.")
     p.add_argument("--broker", help="HOST:PORT of an MQTT broker to use instead of the embedded one")
     p.add_argument("--user", default="")
     p.add_argument("--password-file")
     p.add_argument("--capture", default=CAPTURE, help="frames to replay (default: recorded Aidon 6525 frames)")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--first-hourly", type=float, default=15,
+    p.add_argument("--duration", type=_seconds, help="stop after this many seconds")
+    p.add_argument("--first-hourly", type=_seconds, default=15,
                    help="seconds until the first hourly List 3 (a real meter: up to an hour)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
-    a = parse_args(argv)
+    try:
+        a = parse_args(argv)
+        password = pc_parts.read_password(a.password_file)
+        frames = read_frames(a.capture)
+        if a.broker:
+            try:
+                host, port = pc_parts.parse_hostport(a.broker)
+            except ValueError as e:
+                raise UserError("--broker: %s" % pc_parts.shown(e))
+    except UserError as e:
+        sys.stderr.write("".join("demo: %s\n" % line for line in str(e).splitlines()))
+        return e.status
     logging.basicConfig(level=logging.CRITICAL)  # amqtt logs every packet otherwise
-    password = ""
-    if a.password_file:
-        with open(a.password_file) as f:
-            password = f.readline().rstrip("\r\n")
     broker = None
     if a.broker:
-        host, port = pc_parts.parse_hostport(a.broker)
         where = "{}:{}".format(host, port)
     else:
         try:
@@ -241,7 +272,6 @@ def main(argv=None):
     cfg = pc_parts.make_config(host, port, name=DEVICE, user=a.user, password=password,
                                diag_interval_s=10)
     base = cfg["mqtt"]["base_topic"]
-    frames = pc_parts.read_capture(a.capture)
     source = pc_parts.ReplaySource(frames, realtime=True, first_hour_ms=int(a.first_hourly * 1000))
     log_lines = collections.deque(maxlen=4)
     stop = threading.Event()

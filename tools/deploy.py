@@ -13,13 +13,12 @@
 
 Every failure ends in one line on stderr and exit status 1.
 """
-import argparse
 import os
 import shutil
 import sys
 import time
 
-from flash import REPO, Failure, check_port, find_tool, run
+from flash import REPO, Failure, Parser, check_port, find_tool, one_line, run
 
 BUILD = os.path.join(REPO, "build", "device")
 PACKAGES = ("hanport", "firmware")  # directories under /lib on the device
@@ -101,7 +100,7 @@ def build(mpy_cross):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Compile and copy the app onto the ESP32.")
+    ap = Parser(prog="deploy", description="Compile and copy the app onto the ESP32.")
     ap.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM3")
     ap.add_argument("--config", help="config.json to install (checked first); "
                                      "without it the device keeps its own")
@@ -140,7 +139,7 @@ def main(argv=None):
         print("deploy: copying%s ..." % (" and config.json" if args.config else ""))
         run(cmd, COPY_S, "copy", v)
     except Failure as e:
-        print("deploy: %s" % e, file=sys.stderr)
+        print("deploy: %s" % one_line(e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("deploy: interrupted (the board may still be in safe boot: "

@@ -17,6 +17,15 @@ import sys
 # Where the image starts: after the second-stage bootloader on the classic
 # ESP32 and the S2; at 0 on the newer chips, whose images include it.
 OFFSETS = {"esp32": 0x1000, "esp32s2": 0x1000, "esp32s3": 0x0, "esp32c3": 0x0, "esp32c6": 0x0}
+# MicroPython's board names for the download page (micropython.org/download/<BOARD>).
+BOARDS = {"esp32": "ESP32_GENERIC", "esp32s2": "ESP32_GENERIC_S2", "esp32s3": "ESP32_GENERIC_S3",
+          "esp32c3": "ESP32_GENERIC_C3", "esp32c6": "ESP32_GENERIC_C6"}
+# The chip id in an ESP image's extended header (bytes 12-13, little endian),
+# as esptool's bin_image.py and ESP-IDF's esp_app_format.h define them.
+CHIP_IDS = {0: "esp32", 2: "esp32s2", 9: "esp32s3", 5: "esp32c3", 13: "esp32c6"}
+IMAGE_MAGIC = 0xE9  # first byte of every ESP image (bootloader and app)
+MIN_IMAGE = 64 * 1024  # a MicroPython image is 1.5-2 MB; anything this small is not one
+MAX_IMAGE = 16 * 1024 * 1024  # the largest flash these chips take
 BAUD = 460800
 TIMEOUT_S = 300  # a whole write at 460800 baud takes well under a minute
 
@@ -25,6 +34,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 class Failure(Exception):
     """A one-line reason to stop."""
+
+
+def one_line(text):
+    """text with control and other unprintable characters escaped: one line on stderr."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def find_tool(exe, module, pip_name):
@@ -73,8 +87,44 @@ def reason(output):
     return lines[-1] if lines else "(no output; run with -v)"
 
 
+def check_image(path, chip):
+    """Refuse a file that is not a firmware image for this chip, before the board is erased."""
+    board = BOARDS[chip]
+    if not os.path.exists(path):
+        raise Failure("firmware file %s not found (download the %s .bin from "
+                      "https://micropython.org/download/%s/)" % (path, board, board))
+    if not os.path.isfile(path):
+        raise Failure("firmware %s is not a file" % path)
+    size = os.path.getsize(path)
+    if not MIN_IMAGE <= size <= MAX_IMAGE - OFFSETS[chip]:
+        raise Failure("firmware %s has %d bytes: not a MicroPython image (they are 1-2 MB); "
+                      "download the %s .bin" % (path, size, board))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise Failure("cannot read firmware %s: %s" % (path, e.strerror or e))
+    if head[0] != IMAGE_MAGIC:
+        raise Failure("%s is not an ESP firmware image (first byte 0x%02x, not 0xe9): download the "
+                      "%s .bin, not a .uf2, .elf or .zip" % (path, head[0], board))
+    made_for = CHIP_IDS.get(head[12] | (head[13] << 8))
+    if made_for is not None and made_for != chip:
+        raise Failure("%s is an image for %s, not %s: download %s (or pass --chip %s)"
+                      % (path, made_for, chip, board, made_for))
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line on stderr and exit status 2."""
+
+    def error(self, message):
+        sys.stderr.write("%s: %s (--help lists the options)\n" % (self.prog, one_line(message)))
+        sys.exit(2)
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Erase the ESP32 and write a MicroPython image.")
+    ap = Parser(prog="flash", description="Erase the ESP32 and write a MicroPython image. The app is "
+                "tested on the classic ESP32 (ESP32_GENERIC); --chip esp32s3/esp32c3 write their "
+                "images (ESP32_GENERIC_S3/_C3) at the right offset.")
     ap.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0 or COM3")
     ap.add_argument("--firmware", required=True, help="MicroPython .bin, e.g. ESP32_GENERIC-...-v1.29.x.bin")
     ap.add_argument("--chip", default="esp32", choices=sorted(OFFSETS))
@@ -82,9 +132,7 @@ def main(argv=None):
     ap.add_argument("-v", "--verbose", action="store_true", help="show esptool's output")
     args = ap.parse_args(argv)
     try:
-        if not os.path.isfile(args.firmware):
-            raise Failure("firmware file %s not found (download the %s .bin from micropython.org)"
-                          % (args.firmware, args.chip.upper() + "_GENERIC"))
+        check_image(args.firmware, args.chip)  # before anything touches the board
         check_port(args.port)
         esptool = find_tool("esptool", "esptool", "esptool==5.6.0")
         base = esptool + ["--chip", args.chip, "--port", args.port]
@@ -98,7 +146,7 @@ def main(argv=None):
         if "Failed to connect" in str(e) or "No serial data" in str(e):
             e = Failure("no ESP32 answered on %s: hold BOOT, tap EN, release BOOT, retry (%s)"
                         % (args.port, e))
-        print("flash: %s" % e, file=sys.stderr)
+        print("flash: %s" % one_line(e), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("flash: interrupted", file=sys.stderr)

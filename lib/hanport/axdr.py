@@ -40,11 +40,20 @@ class Octets:
 
 
 class Scaled:
-    """value x 10**scaler: a float the meter sent, as an exact decimal."""
+    """value x 10**scaler: a float the meter sent, as an exact decimal.
+
+    value is None for a NaN or an infinity: that item is void (null), the
+    frame is not.
+    """
 
     def __init__(self, value, scaler):
         self.value = value
         self.scaler = scaler
+
+
+NOT_FINITE = Scaled(None, 0)
+# A date-time value (tag 0x19) whose date is not specified: the item stays, as null.
+NO_DATE = Octets(b"", 0, 0)
 
 
 def exact_float(bits, exp_bits, frac_bits):
@@ -53,7 +62,7 @@ def exact_float(bits, exp_bits, frac_bits):
     e = (bits >> frac_bits) & top
     m = bits & ((1 << frac_bits) - 1)
     if e == top:
-        raise DecodeError("axdr")  # infinity or NaN: no reading
+        return NOT_FINITE  # infinity or NaN: this item is void, not the frame
     if e:
         m |= 1 << frac_bits
     else:
@@ -159,7 +168,7 @@ class Reader:
             n = self.length()
             start = self.p
             self.skip(n)
-            return text(buf, start, n)
+            return utf8_text(buf, start, n)
         if tag == NULL:
             return None
         if tag == BOOLEAN:
@@ -170,7 +179,8 @@ class Reader:
             return exact_float(self.uint(8), 11, 52)
         if tag == DATE_TIME:
             self.skip(12)
-            return datetime_text(buf, self.p - 12)
+            t = datetime_text(buf, self.p - 12, True)
+            return NO_DATE if t is None else t
         raise DecodeError("axdr")
 
 
@@ -189,6 +199,21 @@ def text(buf, start, n):
     return hex_text(buf, start, n)
 
 
+def utf8_text(buf, start, n):
+    """A visible-string or utf8-string: its text when it is UTF-8 without control
+    characters, else hex."""
+    if printable(buf, start, n):
+        return bytes(buf[start:start + n]).decode()
+    for i in range(start, start + n):
+        c = buf[i]
+        if c < 0x20 or c == 0x7F:
+            return hex_text(buf, start, n)
+    try:
+        return bytes(buf[start:start + n]).decode()  # strict on CPython and MicroPython
+    except UnicodeError:
+        return hex_text(buf, start, n)
+
+
 _HEX = "0123456789abcdef"
 
 
@@ -201,10 +226,13 @@ def hex_text(buf, start, n):
     return "".join(out)
 
 
-def datetime_text(buf, p):
+def datetime_text(buf, p, partial=False):
     """The 12-byte COSEM date-time at p as YYYY-MM-DDTHH:MM:SS, or None if unspecified.
 
     Deviation and clock status are ignored; the meters send local time.
+    partial: a time of day left unspecified (0xFF) still gives the date
+    ("YYYY-MM-DD" without an hour, minutes and seconds as 00 when only they
+    are missing); None only when the date itself is not specified.
     """
     year = (buf[p] << 8) | buf[p + 1]
     month = buf[p + 2]
@@ -215,10 +243,24 @@ def datetime_text(buf, p):
     if year == 0xFFFF or not 1 <= month <= 12 or not 1 <= day <= 31:
         return None
     if hour > 23 or minute > 59:
-        return None
+        if not partial:
+            return None
+        if hour > 23:
+            return "%04d-%02d-%02d" % (year, month, day)
+        minute = 0
     if second > 59:
         second = 0  # 0xFF: not specified
     return "%04d-%02d-%02dT%02d:%02d:%02d" % (year, month, day, hour, minute, second)
+
+
+def is_datetime(buf, p):
+    """Could the 12 bytes at p be a COSEM date-time? Month, day, hour, minute and
+    second in range or 0xFF (0xFD/0xFE: the DST and last-day markers)."""
+    month = buf[p + 2]
+    day = buf[p + 3]
+    return ((1 <= month <= 12 or month >= 0xFD) and (1 <= day <= 31 or day >= 0xFD)
+            and (buf[p + 5] <= 23 or buf[p + 5] == 0xFF) and (buf[p + 6] <= 59 or buf[p + 6] == 0xFF)
+            and (buf[p + 7] <= 59 or buf[p + 7] == 0xFF))
 
 
 _OBIS_TEXT = {}  # C.D.E -> (A.B.F, text): a meter repeats the same few codes

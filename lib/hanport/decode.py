@@ -7,6 +7,7 @@ bare values whose position gives the meaning (Kaifa).
 """
 from hanport.axdr import (
     ARRAY,
+    NULL,
     OCTET_STRING,
     STRUCTURE,
     VISIBLE_STRING,
@@ -71,6 +72,9 @@ def _pairs_follow(r):
         if r.peek() != VISIBLE_STRING:
             return False
         r.value()
+        while r.peek() == NULL:  # padding (null code, null value) before the first pair
+            r.p += 1
+            r.value()
         return r.peek() == OCTET_STRING and r.peek(1) == 6
     except DecodeError:
         return False

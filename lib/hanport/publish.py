@@ -12,6 +12,16 @@ from hanport.reading import item_json, json_or_null, json_string
 
 _LIST_TOPIC = {1: "/list1", 2: "/list2", 3: "/list3"}
 
+# The largest reading payload published. The longest real List 3 gives about
+# 900 bytes; a crafted frame of 2 kB could expand to tens of kB of JSON (hex
+# of long strings), which the heap and a bus-powered dongle cannot afford.
+MAX_PAYLOAD = 2048
+too_big = [0]  # readings not published because their payload exceeded MAX_PAYLOAD
+
+
+class PayloadTooBig(ValueError):
+    """The reading's JSON would exceed MAX_PAYLOAD bytes: counted, not published."""
+
 
 def base_topic(cfg):
     """cfg["mqtt"]["base_topic"], or "han/<device name>" when it is empty."""
@@ -36,9 +46,15 @@ def reading_topic(base, reading):
     return base + _LIST_TOPIC.get(reading.list, "/reading")
 
 
-def reading_payload(reading, ts):
+def reading_payload(reading, ts, limit=MAX_PAYLOAD):
     """One JSON object per frame: meter, list, ts (when known), then the items in the
-    order the meter sent them, named by hanport.fields."""
+    order the meter sent them, named by hanport.fields.
+
+    A name already used in this payload (a B=0 and a B=1 code for the same
+    quantity, or a code sent twice) goes to the later item's OBIS code (then
+    with "_2", "_3", ...), so every key is unique. Raises PayloadTooBig (and
+    counts it in too_big[0]) when the payload would exceed limit bytes.
+    """
     out = ['{"meter":', json_or_null(reading.meter), ',"list":']
     out.append("null" if reading.list is None else str(reading.list))
     if ts:
@@ -47,15 +63,39 @@ def reading_payload(reading, ts):
     if reading.apdu_time:
         out.append(',"apdu_time":')
         out.append(json_string(reading.apdu_time))
+    used = []
+    size = 0
     for item in reading.items:
         if item is None:
             continue
+        key = name(item[0], item[3])
+        if key in used:
+            key = _unique(item[0], used)
+        used.append(key)
         out.append(",")
-        out.append(json_string(name(item[0], item[3])))
+        k = json_string(key)
+        v = item_json(item)
+        out.append(k)
         out.append(":")
-        out.append(item_json(item))
+        out.append(v)
+        size += len(k) + len(v) + 2
+        if size > limit:  # characters: a lower bound of the bytes; stop early
+            break
     out.append("}")
-    return "".join(out).encode()
+    payload = "".join(out).encode()
+    if len(payload) > limit:
+        too_big[0] += 1
+        raise PayloadTooBig("too_big")
+    return payload
+
+
+def _unique(obis, used):
+    if obis not in used:
+        return obis
+    n = 2
+    while obis + "_" + str(n) in used:
+        n += 1
+    return obis + "_" + str(n)
 
 
 def raw_payload(frame):

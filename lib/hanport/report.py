@@ -6,13 +6,18 @@ sort_keys) and CPython print the same bytes.
 from hanport.reading import item_json, json_or_null, json_string
 
 
-def frame_json(label, reading, error):
+def frame_json(label, reading, error, detail=None):
+    """The JSON line; "detail" (where and why a frame failed) is added only when given."""
     out = ['{"label": ', json_or_null(label), ', "ok": ']
     out.append("true" if reading is not None else "false")
     out.append(', "error": ')
     out.append(json_or_null(error))
     if reading is None:
-        out.append(', "meter": null, "list": null, "apdu_time": null, "obis": {}}')
+        out.append(', "meter": null, "list": null, "apdu_time": null, "obis": {}')
+        if detail is not None:
+            out.append(', "detail": ')
+            out.append(json_string(detail))
+        out.append("}")
         return "".join(out)
     out.append(', "meter": ')
     out.append(json_or_null(reading.meter))
