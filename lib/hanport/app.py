@@ -19,7 +19,7 @@ from hanport.energy import Energy
 from hanport.flashqueue import FlashQueue
 from hanport.hdlc import Deframer
 from hanport.outbox import LIVE, Outbox
-from hanport.publish import base_topic, raw_payload, reading_payload
+from hanport.publish import PayloadTooBig, base_topic, raw_payload, reading_payload
 from hanport.session import Session
 
 CHUNK = 256  # bytes per source read
@@ -62,7 +62,7 @@ class App:
         self.t_lists = ((base + "/reading").encode(), (base + "/list1").encode(),
                         (base + "/list2").encode(), (base + "/list3").encode())
 
-        self.errors = {"source": 0, "storage": 0, "internal": 0}
+        self.errors = {"source": 0, "storage": 0, "internal": 0, "too_big": 0}
         self.outbox = Outbox(FlashQueue(storage))
         self.session = Session(clock, link, client_factory, config, base, self.log, watchdog)
         self.energy = Energy(tuple((config.get("tariff") or {}).get("steps_kwh") or STEPS_KWH),
@@ -191,9 +191,15 @@ class App:
     def _reading(self, r):
         self.readings += 1
         self.last_frame_s = self.up_s
-        payload = reading_payload(r, self.clock.time())
+        try:
+            payload = reading_payload(r, self.clock.time())
+        except PayloadTooBig:  # a crafted frame: counted, not published
+            self.errors["too_big"] += 1
+            payload = None
         topic = self.t_lists[r.list or 0]
-        if r.list == 3:
+        if payload is None:
+            pass
+        elif r.list == 3:
             self._billing(topic, payload)
         else:
             self.outbox.put_live(topic, payload)

@@ -16,7 +16,6 @@ _LIST_TOPIC = {1: "/list1", 2: "/list2", 3: "/list3"}
 # 900 bytes; a crafted frame of 2 kB could expand to tens of kB of JSON (hex
 # of long strings), which the heap and a bus-powered dongle cannot afford.
 MAX_PAYLOAD = 2048
-too_big = [0]  # readings not published because their payload exceeded MAX_PAYLOAD
 
 
 class PayloadTooBig(ValueError):
@@ -52,8 +51,8 @@ def reading_payload(reading, ts, limit=MAX_PAYLOAD):
 
     A name already used in this payload (a B=0 and a B=1 code for the same
     quantity, or a code sent twice) goes to the later item's OBIS code (then
-    with "_2", "_3", ...), so every key is unique. Raises PayloadTooBig (and
-    counts it in too_big[0]) when the payload would exceed limit bytes.
+    with "_2", "_3", ...), so every key is unique. Raises PayloadTooBig when
+    the payload would exceed limit bytes (the loop counts it in diag).
     """
     out = ['{"meter":', json_or_null(reading.meter), ',"list":']
     out.append("null" if reading.list is None else str(reading.list))
@@ -84,7 +83,6 @@ def reading_payload(reading, ts, limit=MAX_PAYLOAD):
     out.append("}")
     payload = "".join(out).encode()
     if len(payload) > limit:
-        too_big[0] += 1
         raise PayloadTooBig("too_big")
     return payload
 
