@@ -177,19 +177,6 @@ def main(root):
 
 # -- heap, under MicroPython (each step runs after a garbage collection) ------
 
-def _heap_import():
-    import gc
-
-    import hanport.crc16  # noqa: F401  (the decoder loads it anyway)
-
-    gc.collect()
-    a = gc.mem_alloc()
-    import hanport.flashqueue  # noqa: F401,F811
-
-    gc.collect()
-    print("heap import flashqueue", gc.mem_alloc() - a)
-
-
 def _heap_fill():
     # 14 days on flash, before the queue under test exists
     q = FlashQueue(FlashStorage("/heap"))
@@ -215,7 +202,7 @@ def _heap_make():
 def _heap_resident():
     import gc
 
-    print("heap queue with 14 days and its head cached", gc.mem_alloc() - _base, "len", len(_q))
+    print("heap queue", gc.mem_alloc() - _base, "bytes, holding", len(_q), "messages on flash, head cached")
     p = payload("L", 1, 700)
     gc.disable()
     a = gc.mem_alloc()
@@ -230,7 +217,7 @@ def _heap_resident():
 
 
 if sys.implementation.name == "micropython":
-    MPY_STEPS = [_heap_import, _heap_fill, _heap_base, _heap_make, _heap_resident]
+    MPY_STEPS = [_heap_fill, _heap_base, _heap_make, _heap_resident]
 
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "/data")

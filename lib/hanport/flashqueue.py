@@ -183,7 +183,15 @@ class FlashQueue:
             self.torn += 1  # the message being written when the power went
         self._ts = end
         self._open = end == size and end < self.segment_bytes
-        self._next = last + 1 if last >= t else t + 1
+        self._next = last + 1
+        if last < t:
+            # nothing valid in it (a cut during a segment's first append): remove
+            # it so its name and number are free for the next put
+            self._next = t
+            self._open = False
+            if ph == t and po:
+                self._next = t + 1  # the old pointer must not skip into a new q.<t>
+            self._forget(t)
         if self._h == t and self._ho > end:
             self._ho = end
         self._hseq = self._h
