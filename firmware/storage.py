@@ -12,7 +12,7 @@ by its checksum.
 """
 import os
 
-TMP = ".tmp"  # suffix of write()'s temporary file; names() never lists these
+TMP = ".tmp"  # suffix of write()'s temporary files: not a valid name, never listed
 
 
 class FlashStorage:
@@ -24,7 +24,7 @@ class FlashStorage:
             pass  # already there (errno differs between ports)
 
     def _path(self, name):
-        if not name or "/" in name or name.startswith("."):
+        if not name or "/" in name or name.startswith(".") or name.endswith(TMP):
             raise ValueError("bad storage name")
         return self._root + "/" + name
 

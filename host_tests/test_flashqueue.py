@@ -149,6 +149,42 @@ def flash_bytes(storage):
     return sum(storage.size(n) for n in queue_files(storage))
 
 
+# -- the Storage port's new calls -------------------------------------------------
+
+def test_storage_appends_reads_at_offsets_lists_and_removes(disk):
+    st = disk.open()
+    assert st.size("q.1") == 0 and st.read_at("q.1", 0, 5) == b""
+    st.append("q.1", b"hello")
+    st.append("q.1", b" world")
+    st.write("qhead", b"ptr")
+    st.write("qhead", b"pointer")
+    st.append("other", b"x")
+    assert st.size("q.1") == 11 and st.read("q.1") == b"hello world"
+    assert st.read_at("q.1", 6, 5) == b"world"
+    assert st.read_at("q.1", 9, 5) == b"ld"  # shorter at the end
+    assert st.read_at("q.1", 20, 5) == b""  # past it
+    assert sorted(st.names("q")) == ["q.1", "qhead"]
+    assert sorted(st.names("")) == ["other", "q.1", "qhead"]  # no temporary files
+    st.remove("q.1")
+    st.remove("q.1")  # missing: no error
+    assert st.read("q.1") is None and st.size("q.1") == 0 and sorted(st.names("q")) == ["qhead"]
+    for bad in ("", "a/b", ".hidden", "x.tmp"):
+        with pytest.raises(ValueError):
+            st.append(bad, b"")
+
+
+def test_the_pc_twin_keeps_its_queue_in_the_firmwares_flash_storage(tmp_path):
+    from pc.parts import PcStorage
+
+    d = tmp_path / "state" / "nested"
+    st = PcStorage(str(d))
+    assert isinstance(st, FlashStorage) and d.is_dir()
+    assert isinstance(PcStorage(None), MemStorage)
+    q = FlashQueue(st)
+    q.put(*msg(1))
+    assert FlashQueue(PcStorage(str(d))).peek() == msg(1)
+
+
 # -- order and reboots --------------------------------------------------------
 
 def test_messages_come_out_in_the_order_they_went_in(disk):
@@ -245,6 +281,7 @@ def test_a_power_cut_during_the_pointer_write_delivers_that_message_again(disk):
     q = FlashQueue(disk.open())
     for m in sent:
         q.put(*m)
+    assert q.peek() == sent[0]
     q.pop()
     f = Faulty(disk.open())
     q = FlashQueue(f)
@@ -264,12 +301,14 @@ def test_a_power_cut_before_the_rename_keeps_the_old_pointer(tmp_path, monkeypat
     q = FlashQueue(disk.open())
     for m in sent:
         q.put(*m)
+    assert q.peek() == sent[0]
     q.pop()
 
     def power_cut(a, b):
         raise PowerCut()
 
     monkeypatch.setattr(fs.os, "rename", power_cut)
+    assert q.peek() == sent[1]
     with pytest.raises(PowerCut):
         q.pop()
     monkeypatch.undo()
@@ -287,8 +326,8 @@ def test_on_fat_a_cut_between_remove_and_rename_repeats_but_never_loses(tmp_path
     q = FlashQueue(disk.open())
     for m in sent:
         q.put(*m)
+    assert q.peek() == sent[0]
     q.pop()
-    real_rename = os.rename
     calls = []
 
     def fat_rename(a, b):
@@ -298,12 +337,12 @@ def test_on_fat_a_cut_between_remove_and_rename_repeats_but_never_loses(tmp_path
         raise PowerCut()
 
     monkeypatch.setattr(fs.os, "rename", fat_rename)
+    assert q.peek() == sent[1]
     with pytest.raises(PowerCut):
         q.pop()
     monkeypatch.undo()
     assert len(calls) == 2 and not os.path.exists(os.path.join(disk.dir, "qhead"))
     assert drain(FlashQueue(disk.open())) == sent  # sent[0] and sent[1] twice, none lost
-    assert real_rename is os.rename
 
 
 # -- damage -----------------------------------------------------------------------
@@ -386,11 +425,32 @@ def test_dropping_keeps_what_was_not_yet_delivered_after_the_head_moved(disk):
     for m in sent[:5]:
         q.put(*m)
     for _ in range(3):
+        q.peek()
         q.pop()
     for m in sent[5:]:
         q.put(*m)
     assert 3 + q.dropped + len(q) == 40
     assert contents(disk.open(), **kw)[0] == sent[3 + q.dropped:]
+
+
+def test_pop_removes_only_what_peek_returned(disk):
+    kw = dict(max_bytes=2048, segment_bytes=1024)
+    q = FlashQueue(disk.open(), **kw)
+    sent = [msg(i, 90) for i in range(30)]
+    for m in sent[:8]:
+        q.put(*m)
+    assert q.peek() == sent[0]  # being published...
+    for m in sent[8:]:
+        q.put(*m)  # ...while the queue fills and drops its oldest segment
+    dropped = q.dropped
+    assert dropped >= 8
+    q.pop()  # the PUBACK for sent[0]: it is gone already, nothing else goes
+    assert q.peek() == sent[dropped]
+    q.pop()
+    assert q.peek() == sent[dropped + 1]
+    q.pop()
+    q.pop()  # no peek in between: nothing happens
+    assert q.peek() == sent[dropped + 2]
 
 
 def test_fourteen_days_of_hours_fit_in_the_default_queue(disk):
@@ -420,6 +480,7 @@ def test_flash_writes_one_append_per_put_and_one_small_write_per_pop(disk):
     for h in range(7 * DAY):  # a week with the broker up: put, PUBACK, pop
         for topic, n in ((L3, 700), (HOUR, 200)):
             q.put(topic, b"x" * n)
+            assert q.peek() is not None  # published, PUBACK
             q.pop()
     puts = pops = 2 * 7 * DAY
     assert st.appends == puts

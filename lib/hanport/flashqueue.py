@@ -3,7 +3,7 @@
     q = FlashQueue(storage)          # restores itself from what storage holds
     q.put(topic, payload)            # one append; when full the OLDEST go (q.dropped)
     q.peek() -> (topic, payload) or None
-    q.pop()                          # after the PUBACK: one small atomic write
+    q.pop()                          # after the PUBACK: removes what peek() gave
     len(q), q.dropped, q.torn, q.flash_bytes
 
 On flash: segment files "q.<n>", appended to and never rewritten, and a pointer
@@ -105,7 +105,9 @@ class FlashQueue:
         return self._msg
 
     def pop(self):
-        if self.peek() is None:
+        """Remove the message peek() returned. Does nothing when there is none,
+        or when a put() since then dropped it to make room."""
+        if self._msg is None:
             return
         h = self._h
         off = self._ho + self._mlen
