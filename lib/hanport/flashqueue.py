@@ -16,9 +16,10 @@ segment numbers at least n. A record:
 
 (all big-endian). A power cut during an append leaves a torn record at the end
 of the last segment: restore finds it by its crc, counts it in `torn`, and the
-next put starts a new segment, so nothing valid ever follows garbage. Damaged
-bytes inside a segment (a record that fails its crc) are skipped by searching
-for the next valid record; each damaged stretch counts once in `torn`.
+next put starts a new segment, so nothing valid ever follows garbage (a last
+segment holding nothing valid is removed). Damaged bytes inside a segment (a
+record that fails its crc) are skipped by searching for the next valid record;
+each damaged stretch counts once in `torn`, when delivery reaches it.
 
 "qhead" holds (segment, offset, crc16), replaced atomically by Storage.write on each
 pop. When a pop empties a segment the segment file is removed instead: a
@@ -30,8 +31,10 @@ segment to find its valid end and the head segment from the pointer: at most
 two segments, whatever the queue holds.
 
 Any OSError from the storage propagates to the caller with the queue's state
-unchanged (put: the message may or may not be stored; pop: not advanced, the
-message comes again).
+consistent (put: the message may or may not be stored; pop: not advanced, the
+message comes again; the constructor: try again). `dropped` and `torn` count
+since this object was made; len() is exact unless damage lies ahead (then it
+may count one too many per damaged stretch until delivery gets there).
 """
 from struct import pack, pack_into, unpack
 
