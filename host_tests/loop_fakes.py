@@ -16,6 +16,7 @@ except ImportError:  # CPython running this file directly: lib/ is beside tools/
     from hanport.ports import BrokerRefused
 
 from pc import capture  # the repo root is on the path wherever this file runs
+from pc.memstorage import MemStorage  # noqa: F401  (Storage in RAM; tests import it from here)
 
 
 class FakeClock:
@@ -147,17 +148,6 @@ class FakeBroker:
     def factory(self, client_id, host, port, user, password, keepalive, will_topic, will_payload):
         return FakeClient(self, client_id, host, port, user, password, keepalive,
                           will_topic, will_payload)
-
-
-class MemStorage:
-    def __init__(self):
-        self.blobs = {}
-
-    def read(self, name):
-        return self.blobs.get(name)
-
-    def write(self, name, data):
-        self.blobs[name] = bytes(data)
 
 
 class UpLink:

@@ -12,7 +12,9 @@ ROOT = os.path.dirname(HERE)
 if os.path.join(ROOT, "lib") not in sys.path:
     sys.path.insert(0, os.path.join(ROOT, "lib"))
 
+from firmware.storage import FlashStorage  # noqa: E402  (plain os calls: runs on CPython)
 from pc import capture  # noqa: E402
+from pc.memstorage import MemStorage  # noqa: E402
 
 BAUD = 2400
 BITS_PER_BYTE = 11  # start + 8 data + parity + stop (8E1)
@@ -50,32 +52,13 @@ class PcLink:
         return None
 
 
-class PcStorage:
-    """Named blobs as files in a directory; in memory when dir is None."""
-
-    def __init__(self, directory=None):
-        self.dir = directory
-        self.mem = {}
-        if directory:
-            os.makedirs(directory, exist_ok=True)
-
-    def read(self, name):
-        if not self.dir:
-            return self.mem.get(name)
-        try:
-            with open(os.path.join(self.dir, name), "rb") as f:
-                return f.read()
-        except FileNotFoundError:
-            return None
-
-    def write(self, name, data):
-        if not self.dir:
-            self.mem[name] = bytes(data)
-            return
-        path = os.path.join(self.dir, name)
-        with open(path + ".tmp", "wb") as f:
-            f.write(data)
-        os.replace(path + ".tmp", path)  # atomic: a crash leaves the old blob
+def PcStorage(directory=None):
+    """Storage for the PC twin: the firmware's own FlashStorage on a directory
+    (--state-dir; created with its parents), in RAM when directory is None."""
+    if not directory:
+        return MemStorage()
+    os.makedirs(directory, exist_ok=True)
+    return FlashStorage(directory)
 
 
 class PcWatchdog:

@@ -28,8 +28,25 @@ MqttClient
     ping()            keepalive; raises OSError when the connection is gone.
     disconnect()      never raises.
 
-Storage (small named blobs that survive a reboot)
-    read(name) -> bytes or None; write(name, data: bytes) (atomic).
+Storage (small named files under one directory that survive a reboot)
+    Names: letters, digits, ".", "_", "-"; no "/", not starting with "."
+    (ValueError otherwise); names ending in ".tmp" are the storage's own.
+    read(name) -> bytes or None (None: missing).
+    write(name, data: bytes)
+        Atomic replace (temporary file + rename): after a power cut the old
+        or the new contents, never a mix.
+    append(name, data: bytes)
+        Adds data at the end, creating the file. Not atomic: a power cut
+        during it may leave any prefix of data (a torn tail).
+    size(name) -> int          bytes in the file; 0 when missing.
+    read_at(name, offset, n) -> bytes
+        Up to n bytes from offset: fewer at the end of the file, b"" past it
+        or when missing.
+    remove(name)               no error when missing.
+    names(prefix) -> list of str
+        The names starting with prefix, in no particular order.
+    Any method may raise OSError when the flash fails or is full; callers
+    count it and carry on.
 
 Watchdog
     feed()
