@@ -104,7 +104,7 @@ class FakeClient:
         if b.keep:
             b.messages.append((topic, payload, retain))
             b.qos.append(qos)
-        if qos and b.lose_acks:
+        if qos and b.lose_acks and topic.endswith(b.lose_on):
             # The broker got it but the PUBACK never comes: the client times out.
             b.lose_acks -= 1
             self.connected = False
@@ -144,6 +144,7 @@ class FakeBroker:
         self.subscriptions = []
         self.inbox = []  # (topic, payload) the broker will deliver to the client
         self.lose_acks = 0  # this many QoS 1 publishes arrive but their PUBACK is lost
+        self.lose_on = b""  # ... of topics that end with this
 
     def factory(self, client_id, host, port, user, password, keepalive, will_topic, will_payload):
         return FakeClient(self, client_id, host, port, user, password, keepalive,

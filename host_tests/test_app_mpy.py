@@ -18,7 +18,8 @@ def test_micropython_publishes_the_same_payload_bytes_as_cpython(mpy, repo_root,
     got = r.stdout.decode("utf-8").splitlines()
     assert got == expected
     topics = [line.split(" ")[0] for line in got]
-    assert topics.count("han/test/list1") >= 2 and "han/test/list3" in topics
+    # In trouble, the List 1 that came while the broker was away wait as one (the latest).
+    assert topics.count("han/test/list1") >= (1 if trouble else 2) and "han/test/list3" in topics
     if trouble:
         assert any('"last_connect_error":"connection_refused"' in line for line in got)
 

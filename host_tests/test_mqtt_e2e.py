@@ -98,10 +98,16 @@ def test_replayed_capture_gives_one_message_per_valid_frame_with_exact_values(br
     sub = Subscriber(broker.port, "viewer", "view-pw", "han/e2e/#")
     try:
         frames = pc_parts.read_capture(CAPTURE)
-        src = pc_parts.ReplaySource(frames)
+        held = []  # the App: the replay waits until the last reading left, as a meter's pace does
+        src = pc_parts.ReplaySource(frames, ready=lambda: bool(held) and not len(held[0].outbox))
+
+        def stop(a):
+            held[:] = [a]
+            return src.done() and a.session.client is not None and not len(a.outbox)
+
         link, factory, storage, wd, system = parts()
         app = run(src, pc_parts.PcClock(), link, factory, storage, wd, system, cfg_for(broker),
-                  stop=lambda a: src.done() and a.client is not None and not len(a.outbox))
+                  stop=stop)
         valid = [(label, f) for label, f in frames if BY_ID[label]["expected"]["ok"]]
         assert len(valid) == len(frames) - 1  # the damaged capture is dropped
         got = lambda: [m for m in sub.messages if "/list" in m[1]]  # noqa: E731
@@ -119,12 +125,18 @@ def test_replayed_capture_gives_one_message_per_valid_frame_with_exact_values(br
         assert app.deframer.errors["short"] + app.deframer.errors["fcs"] >= 1
         status = sub.on("/status")
         assert [m[2] for m in status] == [b"online", b"offline"]
-        # A subscriber that comes later gets the retained status and last hourly list.
+        # A subscriber that comes later gets the retained status, the last hourly
+        # list, the last closed hour (the capture holds 18:00 and 19:00) and the
+        # energy summary.
         late = Subscriber(broker.port, "viewer", "view-pw", "han/e2e/#")
-        assert wait_for(lambda: len(late.messages) >= 2, 3)
+        assert wait_for(lambda: len(late.messages) >= 4, 3)
         retained = {m[1]: (m[2], m[3]) for m in late.messages}
-        assert retained == {"han/e2e/status": (b"offline", True),
-                            "han/e2e/list3": (msgs[-1][2], True)}
+        assert set(retained) == {"han/e2e/status", "han/e2e/list3", "han/e2e/hour", "han/e2e/energy"}
+        assert retained["han/e2e/status"] == (b"offline", True)
+        assert retained["han/e2e/list3"] == (msgs[-1][2], True)
+        hour = json.loads(retained["han/e2e/hour"][0])
+        assert (hour["start"], hour["end"], hour["hours"], hour["import_wh"]) == (
+            "2019-06-12T18:00:00", "2019-06-12T19:00:00", 1, 21885170 - 21882340)
         late.close()
     finally:
         sub.close()
@@ -136,10 +148,10 @@ def test_wrong_password_is_named_and_retried_with_backoff(broker):
     try:
         time.sleep(7.5)
         app = loop.app
-        assert app.mqtt_state == "not_authorised"
-        assert app.last_connect_error == "not_authorised"
+        assert app.session.state == "not_authorised"
+        assert app.session.last_error == "not_authorised"
         # waits of 0.5-1, 1-2, 2-4 s: 4 tries in 7.5 s, never a tight loop
-        assert 3 <= app.connect_failures <= 5, app.connect_failures
+        assert 3 <= app.session.connect_failures <= 5, app.session.connect_failures
         from hanport import diag
         d = json.loads(diag.payload(app))
         assert d["last_connect_error"] == "not_authorised" and d["connects"] == 0
@@ -159,12 +171,12 @@ def test_broker_restart_mid_stream_ends_reconnected_and_publishing(broker):
         sub.close()
         broker.stop()
         time.sleep(2)
-        assert loop.app.client is None and loop.app.disconnects == 1
+        assert loop.app.session.client is None and loop.app.session.disconnects == 1
         broker.start()
         sub = Subscriber(broker.port, "viewer", "view-pw", "han/e2e/#")
         assert wait_for(lambda: len(sub.on("/list1")) >= 5 and len(sub.on("/list2")) >= 2, 15), \
             loop.logs
-        assert loop.app.connects >= 2
+        assert loop.app.session.connects >= 2
         assert sub.on("/status")[-1][2] == b"online"
         assert any(line.startswith("mqtt: connection lost") for line in loop.logs)
     finally:

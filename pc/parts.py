@@ -218,7 +218,7 @@ class ReplaySource:
                  start_delay_ms=500, ready=None):
         self.realtime = realtime
         self.on_frame_end = on_frame_end
-        # fast: ready() false holds bytes back (the loop's outbox is bounded and
+        # fast: ready() false holds bytes back (the loop keeps only the latest live
         # would drop what a fast replay outruns)
         self.ready = ready
         self.frames_sent = 0
@@ -275,6 +275,10 @@ class ReplaySource:
         if left <= 0 or (self.ready is not None and not self.ready()):
             return None
         n = min(left, len(buf))
+        if self.ready is not None and self.ends:
+            # Paced: at most up to the end of the next frame, so the loop sees
+            # one reading at a time, as it does from a meter.
+            n = min(n, self.ends[0][0] - self.pos)
         buf[:n] = self.stream[self.pos:self.pos + n]
         self.pos += n
         while self.ends and self.ends[0][0] <= self.pos:

@@ -43,7 +43,7 @@ def heap_run(frames):
     """Step the loop until `frames` frames were read and everything is published."""
     src, app = _bench["src"], _bench["app"]
     frames = min(frames, src.count)
-    while src.sent < frames or src.pos or len(app.outbox) or app.client is None:
+    while src.sent < frames or src.pos or len(app.outbox) or app.session.client is None:
         app.step()
 
 

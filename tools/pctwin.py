@@ -166,7 +166,7 @@ def run_twin(a, cfg, host, port, serial_source, frames):
         # A fast replay ends once every frame is read and published; a realtime one
         # too (one pass), unless --duration says how long to run.
         return (frames is not None and (fast or not t_end) and source.done()
-                and app.client is not None and not len(app.outbox))
+                and app.session.client is not None and not len(app.outbox))
 
     print("pctwin: {} -> mqtt {}:{} base topic {}".format(
         a.serial or a.replay, host, port, cfg["mqtt"]["base_topic"]))
@@ -183,7 +183,7 @@ def run_twin(a, cfg, host, port, serial_source, frames):
 
 
 def _flushed(held):
-    return bool(held) and held[0].client is not None and len(held[0].outbox) < 4
+    return bool(held) and held[0].session.client is not None and not len(held[0].outbox)
 
 
 if __name__ == "__main__":

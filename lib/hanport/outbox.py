@@ -21,8 +21,10 @@ LIVE = 2
 class Outbox:
     def __init__(self, durable):
         self.durable = durable
-        self.state = {}  # topic -> payload
-        self.live = {}  # topic -> payload
+        # [topic, payload] pairs in the order their topics first came: a list,
+        # not a dict, so MicroPython and CPython send in the same order.
+        self.state = []
+        self.live = []
         self.replaced = 0  # state and live messages superseded before they were sent
 
     def __len__(self):
@@ -39,18 +41,22 @@ class Outbox:
         self._latest(self.live, topic, payload)
 
     def _latest(self, slots, topic, payload):
-        if topic in slots:
-            self.replaced += 1
-        slots[topic] = payload
+        for slot in slots:
+            if slot[0] == topic:
+                slot[1] = payload
+                self.replaced += 1
+                return
+        slots.append([topic, payload])
 
     def next(self):
         """(topic, payload, kind) of the message to send now, or None. Billing first."""
         m = self.durable.peek()
         if m is not None:
             return m[0], m[1], BILLING
-        for slots, kind in ((self.state, STATE), (self.live, LIVE)):
-            for topic in slots:
-                return topic, slots[topic], kind
+        if self.state:
+            return self.state[0][0], self.state[0][1], STATE
+        if self.live:
+            return self.live[0][0], self.live[0][1], LIVE
         return None
 
     def done(self, m):
@@ -60,5 +66,8 @@ class Outbox:
             self.durable.pop()
             return
         slots = self.state if kind == STATE else self.live
-        if slots.get(topic) is payload:  # not replaced by a newer one meanwhile
-            del slots[topic]
+        for i in range(len(slots)):
+            if slots[i][0] == topic:
+                if slots[i][1] is payload:  # not replaced by a newer one meanwhile
+                    slots.pop(i)
+                return
