@@ -348,3 +348,18 @@ def test_diag_carries_the_uart_counters_of_the_device_source():
     source.irq_errors = 2
     d = Run(source=source, until_ms=5000).diags()[0]
     assert (d["rx_overflows"], d["irq_errors"]) == (7, 2)
+
+
+def test_a_broken_file_system_still_delivers_the_hourly_lists_from_ram():
+    class Broken(MemStorage):
+        def names(self, prefix):
+            raise OSError(5)
+
+        def read(self, name):
+            raise OSError(5)
+
+    logs = []
+    r = Run(frames=[L3], count=2, until_ms=10000, storage=Broken(), log=logs.append)
+    assert len(r.on(b"/list3")) == 2
+    assert r.app.errors["storage"] >= 1
+    assert any("kept in RAM only" in line for line in logs)

@@ -18,7 +18,7 @@ from hanport.decode import Decoder
 from hanport.energy import Energy
 from hanport.flashqueue import FlashQueue
 from hanport.hdlc import Deframer
-from hanport.outbox import LIVE, Outbox
+from hanport.outbox import LIVE, Outbox, RamQueue
 from hanport.publish import PayloadTooBig, base_topic, raw_payload, reading_payload
 from hanport.session import Session
 
@@ -63,7 +63,13 @@ class App:
                         (base + "/list2").encode(), (base + "/list3").encode())
 
         self.errors = {"source": 0, "storage": 0, "internal": 0, "too_big": 0}
-        self.outbox = Outbox(FlashQueue(storage))
+        try:
+            durable = FlashQueue(storage)
+        except Exception as e:  # the file system is broken: keep going, say so
+            self.errors["storage"] += 1
+            self.log("storage: no queue on flash (" + diag.error_text(e) + "); hourly data is kept in RAM only")
+            durable = RamQueue()
+        self.outbox = Outbox(durable)
         self.session = Session(clock, link, client_factory, config, base, self.log, watchdog)
         self.energy = Energy(tuple((config.get("tariff") or {}).get("steps_kwh") or STEPS_KWH),
                              log=self.log)

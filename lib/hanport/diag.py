@@ -140,10 +140,12 @@ def payload(app):
         ',"sent":', str(app.sent),
         ',"queued":', str(len(box)),
         ',"dropped":', str(box.durable.dropped),
+        ',"queue_torn":', str(box.durable.torn),
         ',"replaced":', str(box.replaced),
         # The device's UART source counts what its ring buffer and IRQ lost.
         ',"rx_overflows":', str(getattr(app.source, "overflows", 0)),
         ',"irq_errors":', str(getattr(app.source, "irq_errors", 0)),
+        ',"ntp_failures":', str(getattr(app.clock, "ntp_failures", 0)),
         ',"hdlc_errors":', counters_json(app.deframer.errors),
         ',"decode_errors":', counters_json(app.decoder.errors),
         ',"energy":', counters_json(app.energy.counters),

@@ -71,3 +71,31 @@ class Outbox:
                 if slots[i][1] is payload:  # not replaced by a newer one meanwhile
                     slots.pop(i)
                 return
+
+
+class RamQueue:
+    """The durable queue's interface in RAM, bounded: used only when the flash
+    file system cannot be opened at boot, so billing messages still leave in
+    order and acknowledged (they just do not survive a reboot then)."""
+
+    def __init__(self, max_messages=24):
+        self.max_messages = max_messages
+        self.q = []
+        self.dropped = 0
+        self.torn = 0
+
+    def __len__(self):
+        return len(self.q)
+
+    def put(self, topic, payload):
+        if len(self.q) >= self.max_messages:
+            self.q.pop(0)
+            self.dropped += 1
+        self.q.append((topic, payload))
+
+    def peek(self):
+        return self.q[0] if self.q else None
+
+    def pop(self):
+        if self.q:
+            self.q.pop(0)
