@@ -2,8 +2,14 @@
 
     p = FaultProxy(broker.port)            # forwards both ways, packet by packet
     p.close_after_publish = True           # forwards a PUBLISH, then closes the connection
+    p.close_after_publish = 3              # ... the 3rd PUBLISH of each connection (True is 1)
+    p.cut                                  # (topic, payload, qos) of each PUBLISH forwarded
+                                           # before such a close (QoS 1: its PUBACK was lost)
     p.drop_pingresp = True                 # the broker "stops answering pings"
     p.stall.set()                          # stops reading from the client (writes back up)
+    p.blackout = True                      # a dead radio: both ways read and dropped
+    p.hold_new = True                      # new connections are held: never a CONNACK
+    p.ping_times                           # time.monotonic() of each PINGREQ seen
     FaultProxy(None)                       # accepts, reads, never answers (no CONNACK)
     FaultProxy(None, close_at_once=True)   # accepts and closes when the client speaks
     p.port; p.from_client (bytes read from the client); p.pingreqs; p.close()
@@ -11,6 +17,19 @@
 import socket
 import threading
 import time
+
+
+def parse_publish(packet):
+    """(topic, payload, qos) of one whole PUBLISH packet (as split_packets gives it)."""
+    i = 1
+    while packet[i] & 0x80:
+        i += 1
+    i += 1
+    n = packet[i] << 8 | packet[i + 1]
+    topic = packet[i + 2:i + 2 + n]
+    qos = packet[0] >> 1 & 3
+    body = i + 2 + n + (2 if qos else 0)
+    return topic, packet[body:], qos
 
 
 def split_packets(buf):
@@ -41,6 +60,10 @@ class FaultProxy:
         self.close_at_once = close_at_once
         self.close_after_publish = False
         self.drop_pingresp = False
+        self.blackout = False
+        self.hold_new = False
+        self.cut = []
+        self.ping_times = []
         self.stall = threading.Event()
         self.from_client = 0
         self.pingreqs = 0
@@ -64,14 +87,15 @@ class FaultProxy:
             except OSError:
                 continue
             self.socks.append(c)
-            if self.upstream is None:
+            if self.upstream is None or self.hold_new:
                 threading.Thread(target=self._hold, args=(c,), daemon=True).start()
                 continue
             u = socket.create_connection(("127.0.0.1", self.upstream))
             self.socks.append(u)
             cut = []  # set when the connection is to end: nothing more reaches the client
+            publishes = [0]  # PUBLISH packets from the client on this connection
             for src, dst, up in ((c, u, True), (u, c, False)):
-                threading.Thread(target=self._pump, args=(src, dst, up, cut),
+                threading.Thread(target=self._pump, args=(src, dst, up, cut, publishes),
                                  daemon=True).start()
 
     def _hold(self, c):
@@ -90,7 +114,7 @@ class FaultProxy:
                 c.close()
                 return
 
-    def _pump(self, src, dst, up, cut):
+    def _pump(self, src, dst, up, cut, publishes):
         src.settimeout(0.05)
         buf = b""
         while not self.closed:
@@ -110,19 +134,28 @@ class FaultProxy:
                 self.from_client += len(d)
             packets, buf = split_packets(buf + d)
             for p in packets:
+                if self.blackout:
+                    continue  # lost in the air
                 kind = p[0] & 0xF0
                 if up and kind == 0xC0:
                     self.pingreqs += 1
+                    self.ping_times.append(time.monotonic())
                 if not up and (cut or kind == 0xD0 and self.drop_pingresp):
                     continue
-                if up and kind == 0x30 and self.close_after_publish:
+                last = False
+                if up and kind == 0x30:
+                    publishes[0] += 1
+                    k = self.close_after_publish
+                    last = bool(k) and publishes[0] >= int(k)
+                if last:
                     cut.append(1)  # the broker's PUBACK must not get through
                 try:
                     dst.sendall(p)
                 except OSError:
                     self._shut(src, dst)
                     return
-                if up and kind == 0x30 and self.close_after_publish:
+                if last:
+                    self.cut.append(parse_publish(p))
                     self._shut(src, dst)
                     return
 

@@ -130,6 +130,9 @@ class FakeClient:
     def disconnect(self):
         self.connected = False
 
+    def close(self):
+        self.connected = False
+
 
 class FakeBroker:
     def __init__(self, password=None, keep=True):

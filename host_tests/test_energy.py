@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import framebuild as fb
+from framebuild import aidon_list1, aidon_list3, kaifa_list3, kamstrup_list3, local as _local
 from energy_replay import replay
 from hanport import localtime as lt
 from hanport.energy import Energy
@@ -32,77 +33,6 @@ STEPS = (2, 5, 10, 15, 20, 25, 50, 75, 100)
 
 
 # -- frames -------------------------------------------------------------------
-
-def _local(u):
-    return u.astimezone(OSLO)
-
-
-def _clock(u, second=0):
-    lo = _local(u)
-    return fb.clock(lo.year, lo.month, lo.day, lo.hour, lo.minute, second)
-
-
-def aidon_item(c, d, e, value, scaler, unit):
-    return fb.structure(fb.obis(1, 0, c, d, e), value, fb.scaler_unit(scaler, unit))
-
-
-def aidon_list3(u, regs, power=1500, second=0):
-    """Aidon 6525 List 3 (as aidon_6525_it_list3_a): registers in 10 Wh units (scaler 1)."""
-    assert all(r % 10 == 0 for r in regs)
-    return fb.push_frame(fb.array(
-        fb.structure(fb.obis(1, 1, 0, 2, 129), fb.visible("AIDON_V0001")),
-        fb.structure(fb.obis(0, 0, 96, 1, 0), fb.visible("7359992899161110")),
-        fb.structure(fb.obis(0, 0, 96, 1, 7), fb.visible("6525")),
-        aidon_item(1, 7, 0, fb.u32(power), 0, 27),
-        aidon_item(2, 7, 0, fb.u32(0), 0, 27),
-        aidon_item(3, 7, 0, fb.u32(0), 0, 29),
-        aidon_item(4, 7, 0, fb.u32(135), 0, 29),
-        aidon_item(31, 7, 0, fb.i16(48), -1, 33),
-        aidon_item(71, 7, 0, fb.i16(69), -1, 33),
-        aidon_item(32, 7, 0, fb.u16(2377), -1, 35),
-        aidon_item(52, 7, 0, fb.u16(2364), -1, 35),
-        aidon_item(72, 7, 0, fb.u16(2368), -1, 35),
-        fb.structure(fb.obis(0, 0, 1, 0, 0), fb.octets(_clock(u, second))),
-        aidon_item(1, 8, 0, fb.u32(regs[0] // 10), 1, 30),
-        aidon_item(2, 8, 0, fb.u32(regs[1] // 10), 1, 30),
-        aidon_item(3, 8, 0, fb.u32(regs[2] // 10), 1, 32),
-        aidon_item(4, 8, 0, fb.u32(regs[3] // 10), 1, 32),
-    ))
-
-
-def aidon_list1(power):
-    return fb.push_frame(fb.array(aidon_item(1, 7, 0, fb.u32(power), 0, 27)))
-
-
-def kamstrup_list3(u, regs, power=2531):
-    """Kamstrup Omnipower List 3 (as kamstrup_3ph_hourly_xibriz): B=1, 10 Wh units, clock at :05."""
-    def pair(c, d, e, value):
-        return fb.obis(1, 1, c, d, e) + value
-
-    elements = [
-        fb.visible("Kamstrup_V0001"),
-        pair(0, 0, 5, fb.octets(b"5706567274389702")),
-        pair(96, 1, 1, fb.octets(b"6841121BN243101040")),
-        pair(1, 7, 0, fb.u32(power)), pair(2, 7, 0, fb.u32(0)), pair(3, 7, 0, fb.u32(0)), pair(4, 7, 0, fb.u32(440)),
-        pair(31, 7, 0, fb.u32(996)), pair(51, 7, 0, fb.u32(207)), pair(71, 7, 0, fb.u32(965)),
-        pair(32, 7, 0, fb.u16(231)), pair(52, 7, 0, fb.u16(226)), pair(72, 7, 0, fb.u16(232)),
-        fb.obis(0, 1, 1, 0, 0) + fb.octets(_clock(u, 5)),
-        pair(1, 8, 0, fb.u32(regs[0] // 10)), pair(2, 8, 0, fb.u32(regs[1] // 10)),
-        pair(3, 8, 0, fb.u32(regs[2] // 10)), pair(4, 8, 0, fb.u32(regs[3] // 10)),
-    ]
-    return fb.push_frame(b"\x02" + bytes([35]) + b"".join(elements), fb.octets(_clock(u, 5)))
-
-
-def kaifa_list3(u, regs, power=1086):
-    """Kaifa MA304H4 List 3 (as kaifa_ma304h4_list3_karlgustav): Wh, clock at :10."""
-    body = fb.structure(
-        fb.octets(b"KFM_001"), fb.octets(b"6970631401468803"), fb.octets(b"MA304H4"),
-        fb.u32(power), fb.u32(0), fb.u32(0), fb.u32(551),
-        fb.i32(3159), fb.i32(1812), fb.i32(742), fb.u32(2411), fb.u32(2439), fb.u32(2429),
-        fb.octets(_clock(u, 10)), fb.u32(regs[0]), fb.u32(regs[1]), fb.u32(regs[2]), fb.u32(regs[3]),
-    )
-    return fb.push_frame(body, fb.octets(_clock(u, 10)))
-
 
 def ms_of(u):
     return int((u - T0).total_seconds()) * 1000

@@ -125,6 +125,11 @@ class App:
             if self.session.connect(now, status):
                 self._connected(now)
             self.watchdog.feed()
+        elif not self.link.poll():
+            # The Wi-Fi dropped: end the session now. A publish into the dead
+            # link would only wait out the client's deadline (10 s), and so
+            # would a DISCONNECT, whose reply cannot come: just close.
+            self.session.lost("network_down", gone=True)
         else:
             self._service(now)
         if not got and (self.session.client is None or not len(self.outbox)):
@@ -147,10 +152,6 @@ class App:
         if state != self.meter:
             self.meter = state
             self.log("meter: " + (msg or state))
-        # A dropped Wi-Fi ends the session at once instead of waiting for a
-        # publish to fail.
-        if self.session.client is not None and not self.link.poll():
-            self.session.lost("network_down")
         if self.up_s - self.energy_s >= ENERGY_EVERY_S:
             self._energy_update()
 

@@ -144,6 +144,12 @@ class Client:
             pass
         self._close()
 
+    def close(self):
+        """Drop the connection at once, without DISCONNECT: for when the network
+        is gone (disconnect() would wait its deadline for a reply that cannot
+        come). The broker publishes the will. Never raises."""
+        self._close()
+
     # -- inside a call -------------------------------------------------
 
     def _run(self, f, *args):

@@ -27,6 +27,9 @@ MqttClient
         Raises OSError when the connection is gone.
     ping()            keepalive; raises OSError when the connection is gone.
     disconnect()      never raises.
+    close()           optional: drop the connection at once, no DISCONNECT
+                      (the network is gone); never raises. Without it the
+                      loop calls disconnect().
 
 Storage (small named files under one directory that survive a reboot)
     Names: letters, digits, ".", "_", "-"; no "/", not starting with "."

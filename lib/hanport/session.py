@@ -102,8 +102,14 @@ class Session:
         if self.backoff.failures and diff(now, self.connected_t) >= STABLE_MS:
             self.backoff.succeeded()
 
-    def lost(self, why):
-        _quiet_disconnect(self.client)
+    def lost(self, why, gone=False):
+        """The connection failed (why: readable). gone: the network itself is
+        down, so the socket is closed without the DISCONNECT exchange, which
+        could only wait out the client's deadline."""
+        if gone:
+            _quiet_close(self.client)
+        else:
+            _quiet_disconnect(self.client)
         self.client = None
         self.disconnects += 1
         self.state = "lost: " + why
@@ -120,6 +126,17 @@ class Session:
             _quiet_disconnect(self.client)
             self.client = None
             self.state = "closed"
+
+
+def _quiet_close(client):
+    close = getattr(client, "close", None)  # optional in the client's interface
+    if close is None:
+        _quiet_disconnect(client)
+        return
+    try:
+        close()
+    except Exception:
+        pass
 
 
 def _quiet_disconnect(client):
