@@ -9,6 +9,8 @@ import tty
 from pc import parts as pc_parts  # noqa: E402
 from brokers import Mosquitto, Subscriber
 from corpus import BY_ID
+from hanport.decode import Decoder
+from hanport.hdlc import Deframer
 
 ROOT = pc_parts.ROOT
 CAPTURE = os.path.join(ROOT, "tools", "data", "aidon_demo.hex")
@@ -94,6 +96,39 @@ def test_serial_source_reads_what_the_port_receives_without_blocking():
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_simulated_meter_sends_the_recorded_layout_with_an_hour_per_list3_across_dst():
+    """pc/meter.py: the items, types and units of the recorded Aidon 6525 frames; the
+    List 3 clock in Norwegian time, one hour further at each; registers by the profile."""
+    from datetime import datetime, timezone
+
+    from pc import meter as pc_meter
+
+    def decoded(f):
+        got = []
+        dec = Decoder()
+        d = Deframer(lambda apdu, fr: got.append(dec.decode(apdu)))
+        d.feed(f, len(f))
+        return got[0]
+
+    def shape(r):
+        return [(o, type(v), s, u) for o, v, s, u in r.items]
+
+    m = pc_meter.AidonMeter(datetime(2026, 3, 28, 23, 0, tzinfo=timezone.utc))  # 00:00 before the change
+    assert shape(decoded(m.list1())) == shape(decoded(frame("aidon_6525_it_list1")))
+    assert shape(decoded(m.list2())) == shape(decoded(frame("aidon_6525_it_list2")))
+    assert shape(decoded(m.list3())) == shape(decoded(frame("aidon_6525_it_list3_a")))
+    clocks, regs, planned = [], [], []
+    for _ in range(4):
+        items = dict((o, v * 10 ** s if s else v) for o, v, s, _ in decoded(m.list3()).items)
+        clocks.append(items["0-0:1.0.0.255"])
+        regs.append(items["1-0:1.8.0.255"])
+        planned.append(m.wh)
+        m.next_hour()
+    assert clocks == ["2026-03-29T00:00:00", "2026-03-29T01:00:00", "2026-03-29T03:00:00", "2026-03-29T04:00:00"]
+    assert [b - a for a, b in zip(regs, regs[1:])] == planned[:3]
+    assert regs[0] == pc_meter.START_REGISTERS[0]
 
 
 # -- the programs -------------------------------------------------------------------
@@ -191,14 +226,184 @@ def test_pctwin_with_a_missing_password_file_says_so():
     assert "cannot read the password file" in r.stderr and "Traceback" not in r.stderr
 
 
-def test_demo_runs_with_no_broker_and_shows_the_meter(tmp_path):
-    r = run_tool(["tools/demo.py", "--duration", "12", "--first-hourly", "5"], timeout=90)
+def test_demo_replays_a_capture_with_no_broker_and_shows_the_meter(tmp_path):
+    r = run_tool(["tools/demo.py", "--capture", "--duration", "12", "--first-hourly", "5"], timeout=90)
     assert r.returncode == 0, r.stderr
     out = r.stdout
     assert "embedded amqtt broker" in out
     assert "Meter     Aidon 6525, id 7359992899161110 (AIDON_V0001)" in out
     assert "237.7 V" in out  # voltage L1 of the List 3
-    assert "21882.340 kWh" in out  # the hourly register, exact
+    assert "registers: import 21882.340 kWh" in out  # the hourly register, exact
     assert "Status    offline" in out  # Ctrl-C / the end publishes offline
     assert "mqtt connected" in out
     assert out.rstrip().endswith("demo: stopped")
+
+
+def run_in_pty(args, timeout=90):
+    """(exit status, what the terminal showed last: the text after the last cursor-home)."""
+    import re
+    import select
+
+    master, slave = pty.openpty()
+    p = subprocess.Popen([PY] + args, cwd=ROOT, stdin=slave, stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    data = bytearray()
+    t_end = time.monotonic() + timeout
+    try:
+        while time.monotonic() < t_end:
+            r, _, _ = select.select([master], [], [], 0.5)
+            if r:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            elif p.poll() is not None:
+                break
+        status = p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    text = data.decode("utf-8", "replace")
+    screens = text.split("\x1b[H")
+    return status, screens, re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screens[-1]).replace("\r", "")
+
+
+def test_demo_shows_hours_today_month_capacity_tariff_and_discovery_in_place():
+    import re
+
+    status, screens, last = run_in_pty(["tools/demo.py", "--duration", "20", "--hour-every", "10",
+                                        "--history-hours", "50"])
+    assert status == 0, last
+    assert len(screens) > 20  # refreshed in place (cursor home), four times a second
+    lines = last.splitlines()
+
+    def line(start):
+        got = [x for x in lines if x.startswith(start)]
+        assert got, "no line %r in:\n%s" % (start, last)
+        return got[-1]
+
+    kwh = r"\d+\.\d{3} kWh"
+    # 50 hours of history, then one hour every 10 s: at least 50 hour messages
+    n = int(re.search(r"\((\d+) hour messages\)", line("   Last hour")).group(1))
+    assert n >= 50, n
+    assert re.search(r"Last hour   \d{4}-\d\d-\d\d \d\d:00-\d\d:00 +import +" + kwh, line("   Last hour"))
+    assert re.search(r"This hour   since \d\d:00 +import +" + kwh + " +so far", line("   This hour"))
+    assert re.search(r"Today       \d{4}-\d\d-\d\d +import +" + kwh + " +export +" + kwh, line("   Today"))
+    assert re.search(r"This month  [A-Z][a-z]+ \d{4} +import +" + kwh + " +export +" + kwh, line("   This month"))
+    assert len(re.findall(kwh + r" \(\d+ [A-Z][a-z]{2}, \d\d:00\)", line("   Peaks"))) == 3  # three days
+    assert re.search(r"Average     " + kwh + r": step \d+ \(\d+-\d+ kWh\)", line("   Average"))
+    assert re.search(r"Headroom    " + kwh + " more can be used this hour before the average passes "
+                     + kwh + r" \(step \d+\)", line("   Headroom"))
+    m = re.search(r"Home Assistant  (\d+) sensors announced under homeassistant/ \((\d+) config", last)
+    assert m and int(m.group(1)) >= 8, last  # one a second, paced
+    assert line("                 latest: ")
+    assert "Status    offline" in last and "mqtt connected" in last
+    assert "Traceback" not in last
+
+
+def test_demo_refuses_an_hour_shorter_than_a_list2_slot():
+    r = run_tool(["tools/demo.py", "--hour-every", "3"])
+    assert r.returncode == 2 and "--hour-every must be at least 10 seconds" in r.stderr
+
+
+# -- the PC twin keeps its queue and its energy state in --state-dir -------------------
+
+def _hours(sub, suffix="/hour"):
+    import json
+
+    return [json.loads(m[2]) for m in sub.on(suffix)]
+
+
+def _wait(pred, timeout=15):
+    t = time.monotonic() + timeout
+    while time.monotonic() < t:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _twin(port, pw, tty_name, state_dir):
+    return subprocess.Popen([PY, "tools/pctwin.py", "--broker", "127.0.0.1:{}".format(port),
+                             "--user", "han", "--password-file", pw, "--serial", tty_name,
+                             "--name", "kept", "--state-dir", state_dir, "--no-discovery"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_pctwin_state_dir_keeps_the_queue_and_the_energy_state_across_a_restart(tmp_path):
+    """Hours 10-11 delivered; the broker goes away, the 12:00 List 3 closes hour 11-12
+    into the queue, SIGTERM; a new twin on the same --state-dir delivers it once the
+    broker is back, and the 13:00 List 3 makes hour 12-13 from the 12:00 register the
+    first twin kept (the second one never saw that frame)."""
+    import json
+    import signal
+    from datetime import datetime, timezone
+
+    from pc import meter as pc_meter
+
+    m = pc_meter.AidonMeter(datetime(2026, 3, 10, 9, 0, tzinfo=timezone.utc))  # 10:00 in Oslo
+    frames, imports = [], []
+    for _ in range(4):  # List 3 at 10:00, 11:00, 12:00, 13:00
+        frames.append(m.list3())
+        imports.append(m.wh)
+        m.next_hour()
+    state = str(tmp_path / "state")
+    pw = str(tmp_path / "pw")
+    (tmp_path / "pw").write_text("pw-1\n")
+    procs, ptys = [], []
+    b = Mosquitto(tmp_path, {"han": "pw-1"}).start()
+    try:
+        sub = Subscriber(b.port, "han", "pw-1", "han/kept/#")
+        master, slave = pty.openpty()
+        tty.setraw(master)
+        ptys += [master, slave]
+        a = _twin(b.port, pw, os.ttyname(slave), state)
+        procs.append(a)
+        assert _wait(lambda: sub.on("/status")), a.stderr.read() if a.poll() is not None else "no status"
+        os.write(master, frames[0] + frames[1])
+        assert _wait(lambda: _hours(sub)), "no hour from the first twin"
+        sub.close()
+        b.stop()  # the broker goes away
+        os.write(master, frames[2])  # 12:00: hour 11-12 and the List 3 wait in the queue
+        time.sleep(2)
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(15) == 0, a.stderr.read()
+        assert "Traceback" not in a.stderr.read()
+        first = _hours(sub)
+
+        b.start()
+        sub = Subscriber(b.port, "han", "pw-1", "han/kept/#")
+        master, slave = pty.openpty()
+        tty.setraw(master)
+        ptys += [master, slave]
+        c = _twin(b.port, pw, os.ttyname(slave), state)
+        procs.append(c)
+        assert _wait(lambda: len(_hours(sub)) >= 1), "the queued hour did not arrive after the restart"
+        os.write(master, frames[3])  # 13:00
+        assert _wait(lambda: len(_hours(sub)) >= 2), "no hour after the restart"
+        assert _wait(lambda: any(json.loads(x[2])["meter_clock"].endswith("13:00:00") for x in sub.on("/energy")))
+        c.send_signal(signal.SIGTERM)
+        assert c.wait(15) == 0, c.stderr.read()
+        second = _hours(sub)
+        energy = json.loads(sub.on("/energy")[-1][2])
+        clocks = [json.loads(x[2])["meter_clock"] for x in sub.on("/list3")]
+    finally:
+        sub.close()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        b.stop()
+        for fd in ptys:
+            os.close(fd)
+    hour = lambda h: {"start": "2026-03-10T%02d:00:00" % h, "end": "2026-03-10T%02d:00:00" % (h + 1),  # noqa: E731
+                      "hours": 1, "import_wh": imports[h - 10]}
+    got = [{k: x[k] for k in ("start", "end", "hours", "import_wh")} for x in first + second]
+    assert got == [hour(10), hour(11), hour(12)]  # each hour once, in order
+    assert clocks == ["2026-03-10T12:00:00", "2026-03-10T13:00:00"]  # the queued List 3, then the new
+    assert energy["today_import_wh"] == energy["month_import_wh"] == sum(imports[:3])
+    assert energy["last_hour_import_wh"] == imports[2]
+    assert sorted(os.listdir(state))  # the state lives in the directory

@@ -5,11 +5,18 @@ publishes to an MQTT broker exactly as the dongle does.
 
     python tools/pctwin.py [--config config.json] [--broker HOST:PORT] [--user U --password-file F]
         (--serial /dev/ttyUSB0 [--parity E|N|O] | --replay FILE [--realtime [--first-hourly S]])
-        [--base-topic T] [--name NAME] [--raw-frames] [--state-dir DIR] [--duration S]
+        [--base-topic T] [--name NAME] [--raw-frames] [--no-discovery] [--state-dir DIR] [--duration S]
 
 --config reads the device's own config.json, checked by the firmware's code;
 each option given overrides that one key. Without a device name from either,
 the PC twin is "hanport-pc" (topics han/hanport-pc/...).
+
+Like the dongle it publishes <base>/hour and <base>/energy (hours, today,
+month, capacity tariff) and Home Assistant discovery (ha.discovery, on
+unless the config or --no-discovery turns it off). --state-dir DIR is its
+flash: the queue of List 3 and hour messages not yet acknowledged by the
+broker, and the energy accounting, kept across runs (SIGTERM or Ctrl-C, then
+start again with the same DIR). Without it both live in RAM only.
 """
 import argparse
 import os
@@ -75,7 +82,12 @@ def make_parser():
                    help="also publish each frame as hex on <base>/raw (mqtt.raw_frames)")
     p.add_argument("--diag-interval", type=int, help="seconds between diag messages (diag_interval_s)")
     p.add_argument("--keepalive", type=int, help="MQTT keepalive in seconds (mqtt.keepalive)")
-    p.add_argument("--state-dir", help="directory that keeps the loop's state across runs")
+    p.add_argument("--no-discovery", action="store_false", dest="discovery", default=None,
+                   help="no Home Assistant discovery messages (ha.discovery false; default on)")
+    p.add_argument("--state-dir", metavar="DIR",
+                   help="the PC's flash: keeps the queue of List 3 and hour messages the broker has "
+                        "not acknowledged yet, and the energy accounting (hours, today, month, capacity "
+                        "peaks), across runs. Without it both are in RAM and lost when the twin stops")
     p.add_argument("--duration", type=_positive, help="stop after this many seconds")
     return p
 
@@ -98,7 +110,8 @@ def settings(a):
     for group, key, value in (("mqtt", "user", a.user), ("device", "name", a.name),
                               ("mqtt", "base_topic", a.base_topic), ("mqtt", "raw_frames", a.raw_frames),
                               (None, "diag_interval_s", a.diag_interval), ("mqtt", "keepalive", a.keepalive),
-                              ("han", "parity", a.parity), ("han", "baud", a.baud)):
+                              ("han", "parity", a.parity), ("han", "baud", a.baud),
+                              ("ha", "discovery", a.discovery)):
         if value is not None:
             overrides.append((group, key, value))
     if a.password_file is not None:
