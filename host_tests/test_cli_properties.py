@@ -118,3 +118,11 @@ def test_flash_and_deploy_arguments(tmp_path):
             assert err.count("\n") == 1 and err.startswith(name + ": "), err
 
     check()
+
+
+def test_names_with_line_breaking_characters_stay_on_one_line():
+    # str.splitlines breaks at C1 NEL, U+2028 and U+2029 too: a file name holding one
+    # must not split the one-line message.
+    for name in ("\x85", "a\u2028b", "c\u2029", "\x1b[31m", "\x7f"):
+        status, out, err = run(hexdecode.main, [name])
+        assert status == 2 and len(err.splitlines()) == 1, repr(err)

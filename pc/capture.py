@@ -463,3 +463,20 @@ def read_hex(path):
             raise ValueError(c.detail)
         frames.append((c.label, c.frame))
     return frames
+
+
+def shown(text):
+    """text fit for a one-line message: control characters (C0 and C1), the
+    Unicode line and paragraph separators and lone surrogates escaped. Written
+    without str.isprintable, which MicroPython lacks, so hexdecode says the
+    same on both."""
+    out = []
+    for ch in str(text):
+        c = ord(ch)
+        if c < 0x20 or 0x7F <= c < 0xA0:
+            out.append("\\x%02x" % c)
+        elif c in (0x2028, 0x2029) or 0xD800 <= c < 0xE000:
+            out.append("\\u%04x" % c)
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -14,6 +14,7 @@ if os.path.join(ROOT, "lib") not in sys.path:
 
 from firmware.storage import FlashStorage  # noqa: E402  (plain os calls: runs on CPython)
 from pc import capture  # noqa: E402
+from pc.capture import shown  # noqa: E402,F401  (the tools import it from here too)
 from pc.memstorage import MemStorage  # noqa: E402
 
 BAUD = 2400
@@ -321,11 +322,6 @@ def parse_hostport(text, default_port=1883):
     if not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ValueError("the port in %s must be a number 1..65535" % shown(text))
     return host, int(port)
-
-
-def shown(text):
-    """text for a one-line message: control and other unprintable characters escaped."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 class UserError(Exception):

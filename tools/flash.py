@@ -30,15 +30,12 @@ BAUD = 460800
 TIMEOUT_S = 300  # a whole write at 460800 baud takes well under a minute
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from pc.capture import shown as one_line  # noqa: E402  (escapes what would break the line)
 
 
 class Failure(Exception):
     """A one-line reason to stop."""
-
-
-def one_line(text):
-    """text with control and other unprintable characters escaped: one line on stderr."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
 
 
 def find_tool(exe, module, pip_name):

@@ -35,7 +35,7 @@ from hanport.hdlc import FLAG, Deframer
 from hanport.crc16 import crc16
 from hanport.decode import Decoder
 from hanport.report import frame_json
-from pc.capture import candidates, looks_binary, split_lines
+from pc.capture import shown, candidates, looks_binary, split_lines
 
 MAX_FRAME = 2047  # the largest length HDLC frame format type 3 can state
 MICROPYTHON = sys.implementation.name == "micropython"
@@ -172,17 +172,6 @@ def _stdin():
     if MICROPYTHON:
         return open("/stdin", "rb")
     return sys.stdin.buffer
-
-
-def shown(name):
-    """A file name fit for a one-line message: control characters escaped."""
-    out = []
-    for ch in name:
-        if ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append("\\x%02x" % ord(ch))
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def _open(path):
