@@ -25,7 +25,7 @@ class Outbox:
         # not a dict, so MicroPython and CPython send in the same order.
         self.state = []
         self.live = []
-        self.replaced = 0  # state and live messages superseded before they were sent
+        self.replaced = 0  # live messages (readings) superseded before they were sent
 
     def __len__(self):
         return len(self.durable) + len(self.state) + len(self.live)
@@ -35,18 +35,11 @@ class Outbox:
         self.durable.put(topic, payload)
 
     def put_state(self, topic, payload):
-        self._latest(self.state, topic, payload)
+        _latest(self.state, topic, payload)  # a newer state is no loss: not counted
 
     def put_live(self, topic, payload):
-        self._latest(self.live, topic, payload)
-
-    def _latest(self, slots, topic, payload):
-        for slot in slots:
-            if slot[0] == topic:
-                slot[1] = payload
-                self.replaced += 1
-                return
-        slots.append([topic, payload])
+        if _latest(self.live, topic, payload):
+            self.replaced += 1
 
     def next(self):
         """(topic, payload, kind) of the message to send now, or None. Billing first."""
@@ -71,6 +64,16 @@ class Outbox:
                 if slots[i][1] is payload:  # not replaced by a newer one meanwhile
                     slots.pop(i)
                 return
+
+
+def _latest(slots, topic, payload):
+    """Put payload in topic's slot; True when it replaced a waiting one."""
+    for slot in slots:
+        if slot[0] == topic:
+            slot[1] = payload
+            return True
+    slots.append([topic, payload])
+    return False
 
 
 class RamQueue:
