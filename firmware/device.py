@@ -1,7 +1,10 @@
 """Start-up on the ESP32: config, safe boot, device objects, the loop, crashes.
 
 main.py calls main(). run() is the one place that calls hanport.app.run.
+Both go in phases (the generators boot() and start()) with a collection
+between phases, so that start-up garbage never meets what the loop keeps.
 """
+import gc
 import io
 import sys
 import time
@@ -9,7 +12,6 @@ import time
 import machine
 
 from firmware import safeboot
-from hanport import config as hconfig
 
 CONFIG_PATH = "/config.json"
 DATA_DIR = "/data"
@@ -19,7 +21,25 @@ CRASH_WAIT_S = 5  # time to read the traceback on the console before the reset
 
 
 def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
+    for _ in boot(config_path, data_dir, flag):
+        # Between the phases of start-up: the garbage of one phase (JSON parsing,
+        # messages, imports) is gone before the next allocates what it keeps.
+        gc.collect()
+
+
+def boot(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
+    """main() in phases: a generator that yields between them (the heap test
+    steps through it, one phase per top-level call)."""
+    # The long-lived buffers first, while the heap is still in one piece: the
+    # config parsing and the imports below leave it in fragments (issue 9).
+    from firmware import uart_source
+    from hanport import hdlc
+
+    uart_source.reserve()
+    hdlc.reserve()
+    yield
     cfg, errors = load_config(config_path)
+    yield
     pin = 0  # a broken config still gets the BOOT button
     if cfg is not None and not [e for e in errors if e.startswith("safe_boot_pin")]:
         pin = cfg["safe_boot_pin"]
@@ -33,8 +53,14 @@ def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
         for e in errors:
             print("  " + e)
         return
+    # Only the boot needs these: their code leaves the heap before the loop
+    # allocates its long-lived buffers (issue 9).
+    errors = None
+    forget("firmware.safeboot")
+    yield
     from firmware.storage import FlashStorage
     storage = FlashStorage(data_dir)
+    yield
     try:
         run(cfg, storage)
     except Exception as e:  # KeyboardInterrupt (mpremote) passes to the REPL
@@ -44,28 +70,60 @@ def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
 
 
 def load_config(path):
-    """(cfg or None, errors) from the file at path; errors never quote a password."""
+    """(cfg or None, errors) from the file at path; errors never quote a password.
+
+    hanport.config (defaults, checks, their messages) is needed only here: it
+    is imported for the call and forgotten after it, so it leaves the heap."""
     try:
         with open(path) as f:
             text = f.read()
     except OSError:
         return None, [path + ": missing (tools/deploy.py --config FILE puts it there)"]
+    from hanport import config
+
     try:
-        cfg = hconfig.load(text)
+        cfg = config.load(text)
     except ValueError as e:
         return None, [path + ": not valid JSON (" + str(e) + ")"]
-    return cfg, hconfig.check(cfg)
+    finally:
+        text = None
+    try:
+        return cfg, config.check(cfg)
+    finally:
+        config = None
+        forget("hanport.config")
+
+
+def forget(name):
+    """Drop a module from sys.modules and from its package, so that, once nothing
+    else refers to it, the collector frees its code (a later import loads it again)."""
+    mod = sys.modules.pop(name, None)
+    if mod is None:
+        return
+    pkg, _, attr = name.rpartition(".")
+    parent = sys.modules.get(pkg)
+    if parent is not None and getattr(parent, attr, None) is mod:
+        delattr(parent, attr)
+    if globals().get(attr) is mod:
+        del globals()[attr]
 
 
 def run(cfg, storage):
+    for _ in start(cfg, storage):
+        gc.collect()
+
+
+def start(cfg, storage):
+    """run() in phases (see boot()); the last one is the loop, which never ends."""
     from firmware.clock import Clock
     from firmware.mqtt_umqtt import UmqttClient
     from firmware.system import System
     from firmware.uart_source import UartSource
     from firmware.watchdog import make as make_watchdog
     from firmware.wifi import WiFi
+    yield
     from hanport import app
-
+    yield
     h, w = cfg["han"], cfg["wifi"]
     print("hanport: %s starting: Wi-Fi %r, MQTT %s:%d, HAN UART%d rx=GPIO%d %d 8%s1, watchdog %d s" % (
         cfg["device"]["name"], w["ssid"], cfg["mqtt"]["host"], cfg["mqtt"]["port"],
@@ -75,7 +133,9 @@ def run(cfg, storage):
     link = WiFi(w["ssid"], w["password"], w["hostname"], clock, w["pm"])
     # The watchdog starts at the loop's first feed(), not here.
     watchdog = make_watchdog(cfg["watchdog_s"])
-    app.run(source, clock, link, UmqttClient, storage, watchdog, System(), cfg)
+    system = System()
+    yield
+    app.run(source, clock, link, UmqttClient, storage, watchdog, system, cfg)
 
 
 def record_crash(e, storage):

@@ -21,8 +21,9 @@ The heap cap: this port never fails an allocation for want of heap; it adds
 a heap area instead (and collects only at the top level). So a push that
 needed more than the heap given (in use at its start plus what it allocated,
 in the holes fragmentation left) shows as a heap that grew: checked after
-every push, it counts as running out of memory. That is a little stricter
-than the device, which can also collect in the middle of a push.
+every iteration of the loop (each is a top-level step, with a collection
+before it), it counts as running out of memory. That is a little stricter
+than the device, which can also collect in the middle of an iteration.
 
 Prints "name value" lines (host_tests/test_heap_budget.py and tools/bench_heap.py
 read them). This file stays small: it is in the heap all day, so it is the
@@ -35,7 +36,8 @@ MPY = sys.implementation.name == "micropython"
 SLOTS = 34560  # 24 h of 2.5 s pushes
 HOUR = 1440  # pushes an hour
 OUTAGE = (8 * HOUR, 16 * HOUR)  # the broker is away 08:00-16:00
-STEPS_PER_SLOT = 4  # loop iterations per push
+STEPS_PER_SLOT = 4  # loop iterations per push, each a top-level step
+BOOT_PHASES = 12  # steps for start-up's phases (firmware.device has fewer)
 S = {"slot": 0, "peak": 0, "peak_slot": 0, "live": 0, "live_slot": 0, "grew": None}
 
 
@@ -64,17 +66,31 @@ def boot():
     del sys.modules["heapday_kit"]  # its set-up code leaves the heap
 
 
+def phase():
+    """One phase of start-up (firmware.device.boot / start) per top-level step."""
+    phases = S["phases"]
+    if phases:
+        g = phases[-1]
+        try:
+            next(g)
+        except StopIteration:
+            phases.remove(g)  # (its last phase may have added the next generator)
+    check(0, 0)
+
+
 def booted():
+    if "app" not in S:
+        print("no_app device.main() did not start the loop (hanport.app.run)")
+        raise SystemExit(5)
+    del S["phases"]
     S["boot"] = gc.mem_alloc()
     print("startup_bytes", S["boot"] - S["harness"])
 
 
 def slot():
+    """A push from the meter, and the loop's first iteration after it."""
     k = S["slot"]
     S["slot"] = k + 1
-    used = gc.mem_alloc()
-    if used > S["live"]:
-        S["live"], S["live_slot"] = used, k
     sim = S["sim"]
     sim.t = k * 2500
     sim.down = OUTAGE[0] <= k < OUTAGE[1]
@@ -90,14 +106,24 @@ def slot():
         f, n = S["l1"], 1
     S["produced"][n] += 1
     sim.uart.send(f)
-    app = S["app"]
-    for _ in range(STEPS_PER_SLOT):
-        app.step()
+    step()
+
+
+def step():
+    """One iteration of the loop, as a top-level step of its own (a collection before it)."""
+    used = gc.mem_alloc()
+    if used > S["live"]:
+        S["live"], S["live_slot"] = used, S["slot"] - 1
+    S["app"].step()
     peak = gc.mem_alloc()  # nothing is freed inside a step: its high-water mark
     if peak > S["peak"]:
-        S["peak"], S["peak_slot"] = peak, k
+        S["peak"], S["peak_slot"] = peak, S["slot"] - 1
+    check(used, peak)
+
+
+def check(used, peak):
     if MPY and gc.mem_alloc() + gc.mem_free() > S["total"]:
-        S["grew"] = k
+        S["grew"] = S["slot"] - 1
         S["grew_at"] = (used, peak - used)
         report()
         raise SystemExit(3)
@@ -116,12 +142,19 @@ class Steps:
         self.slots = slots
 
     def __len__(self):
-        return 4 + self.slots + 1
+        return 4 + BOOT_PHASES + self.slots * STEPS_PER_SLOT + 1
 
     def __getitem__(self, k):
-        if k < 4:
-            return (setup, harness, boot, booted)[k]
-        return slot if k < 4 + self.slots else report
+        if k < 3:
+            return (setup, harness, boot)[k]
+        if k < 3 + BOOT_PHASES:
+            return phase
+        if k == 3 + BOOT_PHASES:
+            return booted
+        k -= 4 + BOOT_PHASES
+        if k < self.slots * STEPS_PER_SLOT:
+            return step if k % STEPS_PER_SLOT else slot
+        return report
 
 
 if MPY:

@@ -90,7 +90,9 @@ def setup(S):
 
 
 def boot(S):
-    """firmware.device.main() as on the ESP32, up to the App it builds."""
+    """Start firmware.device.main()'s phases (device.boot(), then device.start())
+    as the ESP32 would, for heapday.py to step through: S["phases"] holds the
+    generators; the last phase's hanport.app.run builds the App into S["app"]."""
     from firmware import clock, device, safeboot
     from hanport import app
 
@@ -98,21 +100,38 @@ def boot(S):
         if hasattr(m, "time"):
             m.time = S["simtime"]
     client = S["client"]
+    phases = S["phases"] = []
+    real_run, real_app_run = device.run, app.run
+
+    def run(cfg, storage):
+        device.run = real_run
+        if hasattr(device, "start"):
+            phases.append(device.start(cfg, storage))
+        else:  # a device.py without phases: run() in one step
+            phases.append(_once(real_run, cfg, storage))
 
     def capture(source, clock, link, client_factory, storage, watchdog, system, config, *a, **kw):
+        app.run = real_app_run  # the closures would keep this module in the heap
         S["app"] = app.App(source, clock, link, client, storage, watchdog, system, config)
 
-    real_run = app.run
+    device.run = run
     app.run = capture
-    try:
-        device.main(DIR + "/config.json", DIR + "/data", DIR + "/safeboot")
-    finally:
-        app.run = real_run  # the closure would keep this module in the heap
-    if "app" not in S:
-        raise SystemExit("device.main() did not start the loop (hanport.app.run)")
+    where = (DIR + "/config.json", DIR + "/data", DIR + "/safeboot")
+    if hasattr(device, "boot"):
+        phases.append(device.boot(*where))
+    else:  # a device.py without phases: main() in one step
+        phases.append(_once(device.main, *where))
+
+
+def _once(f, *args):
+    f(*args)
+    return
+    yield
 
 
 def clock_text(k):
+    if k < 0:
+        return "start-up"
     s = k * SLOT_MS // 1000
     return "%02d:%02d:%02d" % (s // 3600, s // 60 % 60, s % 60)
 
@@ -183,7 +202,7 @@ def group_steps(S):
     steps = [lambda: setup(S), harness]
     for _ in GROUPS:
         steps += [group_import, group_report]
-    steps += [lambda: boot(S), lambda: group_report_boot(S)]
+    steps += [lambda: boot(S)] + [lambda: phase(S)] * 12 + [lambda: group_report_boot(S)]
     return steps
 
 
@@ -207,6 +226,15 @@ def group_report():
     if G["title"]:
         out("group", "%d %s" % (gc.mem_alloc() - G["base"], G["title"]))
     G["base"] = gc.mem_alloc()
+
+
+def phase(S):
+    if S["phases"]:
+        g = S["phases"][-1]
+        try:
+            next(g)
+        except StopIteration:
+            S["phases"].remove(g)
 
 
 def group_report_boot(S):
