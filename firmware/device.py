@@ -30,14 +30,6 @@ def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
 def boot(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
     """main() in phases: a generator that yields between them (the heap test
     steps through it, one phase per top-level call)."""
-    # The long-lived buffers first, while the heap is still in one piece: the
-    # config parsing and the imports below leave it in fragments (issue 9).
-    from firmware import uart_source
-    from hanport import hdlc
-
-    uart_source.reserve()
-    hdlc.reserve()
-    yield
     cfg, errors = load_config(config_path)
     yield
     pin = 0  # a broken config still gets the BOOT button
@@ -123,6 +115,14 @@ def start(cfg, storage):
     from firmware.wifi import WiFi
     yield
     from hanport import app
+
+    # The meter's layout now, while the heap is whole, rather than at the first
+    # frame (a failed load is retried at the next frame; decode.py imports the
+    # others when first seen). 8E1 is Aidon's OBIS array; 8N1 Kaifa or Kamstrup.
+    if cfg["han"]["parity"] == "E":
+        from hanport import obis_array  # noqa: F401
+    else:
+        from hanport import kaifa, kamstrup  # noqa: F401
     yield
     h, w = cfg["han"], cfg["wifi"]
     print("hanport: %s starting: Wi-Fi %r, MQTT %s:%d, HAN UART%d rx=GPIO%d %d 8%s1, watchdog %d s" % (

@@ -17,13 +17,6 @@ SCRATCH = 256  # one driver read; a List 3 frame (~400 bytes) takes two
 
 PARITY = {"E": 0, "N": None, "O": 1}  # MicroPython: parity=0 is EVEN, 1 is odd
 
-_spare = []  # a ring reserve() allocated for the next UartSource
-
-
-def reserve(ring_size=RING_SIZE):
-    """Allocate the ring now: at boot, while a 4 KB block is still to be had."""
-    _spare[:] = [Ring(ring_size)]
-
 
 class UartSource:
     def __init__(self, uart_id=2, rx=16, tx=17, baud=2400, parity="E", invert=False,
@@ -38,7 +31,7 @@ class UartSource:
                           rx=rx, tx=tx, rxbuf=rxbuf, timeout=0, timeout_char=0,
                           invert=UART.INV_RX if invert else 0)
         self.tx_pin = machine.Pin(tx, machine.Pin.IN)
-        self._ring = _spare.pop() if _spare and _spare[0]._cap == ring_size else Ring(ring_size)
+        self._ring = Ring(ring_size)
         self._scratch = bytearray(SCRATCH)
         self._busy = False  # the loop is using the ring: the handler stays out
         self.irq_errors = 0

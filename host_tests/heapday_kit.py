@@ -183,7 +183,7 @@ GROUPS = (
     ("decoder", ("hanport.crc16", "hanport.hdlc", "hanport.axdr", "hanport.reading", "hanport.decode")),
     ("layouts", ("hanport.fields", "hanport.items", "hanport.obis_array", "hanport.kaifa", "hanport.kamstrup")),
     ("loop+config+diag", ("hanport.ports", "hanport.backoff", "hanport.outbox", "hanport.publish",
-                          "hanport.diag", "hanport.report", "hanport.config", "hanport.app")),
+                          "hanport.diag", "hanport.config", "hanport.app")),
     ("energy", ("hanport.energy",)),
     ("discovery", ("hanport.discovery",)),
     ("flashqueue", ("hanport.flashqueue",)),

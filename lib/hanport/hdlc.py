@@ -38,21 +38,6 @@ ERRORS = (
 _NEED_MORE = None
 _OK = "ok"
 
-_spare = []  # buffers reserve() allocated for the next Deframer
-
-
-def reserve(max_frame=1024, max_apdu=2048):
-    """Allocate the next Deframer's buffers now: at boot, before imports and
-    parsing fragment the heap, 1 KB and 2 KB blocks are still there to take."""
-    _spare[:] = [bytearray(max_frame + 2), bytearray(max_apdu)]
-
-
-def _buffer(n):
-    for i in range(len(_spare)):
-        if len(_spare[i]) == n:
-            return _spare.pop(i)
-    return bytearray(n)
-
 
 class Deframer:
     """Feed it bytes; it calls sink(apdu, frame) for each good frame.
@@ -65,11 +50,11 @@ class Deframer:
     def __init__(self, sink, max_frame=1024, max_apdu=2048):
         self.sink = sink
         self.max_frame = max_frame  # largest length field accepted
-        self.buf = _buffer(max_frame + 2)  # a whole frame with both flags
+        self.buf = bytearray(max_frame + 2)  # a whole frame with both flags
         self.mv = memoryview(self.buf)
         self.n = 0  # bytes held in buf
         self.need = 3  # buf must hold this many bytes before a scan helps
-        self.apdu = _buffer(max_apdu)
+        self.apdu = bytearray(max_apdu)
         self.apdu_mv = memoryview(self.apdu)
         self.apdu_len = 0  # bytes of a segmented APDU collected so far
         self.errors = {}
