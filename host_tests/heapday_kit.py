@@ -191,7 +191,7 @@ GROUPS = (
     ("firmware parts", ("firmware.clock", "firmware.safeboot", "firmware.storage", "firmware.system",
                         "firmware.watchdog", "firmware.wifi", "firmware.uart_source", "firmware.device")),
 )
-G = {"i": 0, "base": 0}
+G = {"i": 0, "base": 0, "loaded": []}
 
 
 def group_steps(S):
@@ -216,6 +216,7 @@ def group_import():
         try:
             __import__(name)
             got.append(name.split(".")[-1])
+            G["loaded"].append(name)
         except ImportError as e:
             if name.split(".")[-1] not in str(e):
                 raise  # a module that is there but fails to import
@@ -238,5 +239,11 @@ def phase(S):
 
 
 def group_report_boot(S):
-    out("group", "%d built at start-up (buffers, objects)" % (gc.mem_alloc() - G["base"]))
+    gone = []
+    for _, names in GROUPS:
+        for name in names:
+            if name in G["loaded"] and name not in sys.modules:
+                gone.append(name.split(".")[-1])
+    out("group", "%d built at start-up (buffers, objects)%s" % (
+        gc.mem_alloc() - G["base"], ", net of what start-up forgets: " + " ".join(gone) if gone else ""))
     out("startup_bytes", gc.mem_alloc() - S["harness"])

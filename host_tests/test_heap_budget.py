@@ -7,19 +7,22 @@ broker outage under the WebAssembly MicroPython (32-bit like the ESP32). The
 heap given is the budget plus what the harness itself holds (measured, printed):
 the product gets 72 KB. `make bench` (tools/bench_heap.py) prints where it goes.
 """
+import pytest
+
 import bench_heap
-from mpy import describe, node_path
+from mpy import node_path
 
 BUDGET = bench_heap.BUDGET
 
 
-def figures_text(f):
-    return "\n".join("%s %s" % kv for kv in sorted(f.items()))
-
-
-def test_a_simulated_day_of_the_whole_product_runs_in_72_kb(tmp_path):
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    """lib/ and firmware/ compiled as tools/deploy.py compiles them for the device."""
     node_path()  # fails with an install hint when node or the WebAssembly build is missing
-    lib = bench_heap.build(str(tmp_path / "build"))
+    return bench_heap.build(str(tmp_path_factory.mktemp("heapbuild")))
+
+
+def test_a_simulated_day_of_the_whole_product_runs_in_72_kb(lib):
     harness = bench_heap.harness_bytes(lib)
     clean, f, text = bench_heap.day(lib, BUDGET + harness)
     why = "heap given: %d (budget %d + harness %d)\n%s" % (BUDGET + harness, BUDGET, harness, text[-3000:])
@@ -36,10 +39,9 @@ def test_a_simulated_day_of_the_whole_product_runs_in_72_kb(tmp_path):
     assert missing == int(f["dropped"]) + int(f["queued"]), why
 
 
-def test_the_day_driver_counts_every_frame_at_a_generous_heap(tmp_path):
+def test_the_day_driver_counts_every_frame_at_a_generous_heap(lib):
     """The driver itself: an hour and a bit, the broker up, nothing lost."""
-    lib = bench_heap.build(str(tmp_path / "build"))
-    clean, f, text = bench_heap.day(lib, 1048576, slots=1500)
+    clean, f, text = bench_heap.day(lib, bench_heap.ROOMY, slots=1500)
     assert clean, text
     assert f["produced"] == "1125 373 2" and f["decoded"] == "1500", text
     assert f["delivered"] == "1125 373 2" and f["raw_delivered"] == "1500", text
