@@ -47,3 +47,17 @@ def test_the_day_driver_counts_every_frame_at_a_generous_heap(lib):
     assert f["delivered"] == "1125 373 2" and f["raw_delivered"] == "1500", text
     assert f["dropped"] == "0" and f["connects"] == "1", text
     assert int(f["harness_bytes"]) < 24 * 1024, text
+
+
+def test_the_day_driver_counts_the_same_under_cpython(lib):
+    import subprocess
+    import sys
+
+    _, mp, _ = bench_heap.day(lib, bench_heap.ROOMY, slots=1500)
+    p = subprocess.run([sys.executable, bench_heap.DRIVER, "day", "1500"], stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    cp = dict(line.partition(" ")[::2] for line in p.stdout.splitlines())
+    for name in ("produced", "decoded", "frames", "delivered", "raw_delivered", "delivered_other",
+                 "dropped", "connects"):
+        assert cp[name] == mp[name], name
