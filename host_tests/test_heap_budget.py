@@ -61,3 +61,12 @@ def test_the_day_driver_counts_the_same_under_cpython(lib):
     for name in ("produced", "decoded", "frames", "delivered", "raw_delivered", "delivered_other",
                  "dropped", "connects"):
         assert cp[name] == mp[name], name
+
+
+def test_start_up_forgets_what_only_the_boot_needs(lib):
+    """Config checking and safe boot leave the heap once start-up is done (firmware/device.py)."""
+    rc, f, groups, text = bench_heap.run(lib, ["groups"], bench_heap.ROOMY, 120)
+    assert rc == 0, text
+    titles = [title for _, title in groups]
+    assert titles[-1].endswith("net of what start-up forgets: config safeboot"), text
+    assert [t.split(" ")[0] for t in titles[:3]] == ["decoder", "layouts", "loop+config+diag"], text
