@@ -120,7 +120,7 @@ def main(argv=None):
         print(text)
         return 1
     harness = int(f["harness_bytes"])
-    print("    %9s  in total in the day's run after start-up (no layout yet), harness not counted (%s)"
+    print("    %9s  in total in the day's run after start-up (its meter's layout only), harness not counted (%s)"
           % (kb(int(f["startup_bytes"])), kb(harness)))
     used = int(f["in_use_max"].split()[0])
     peak = int(f["peak"].split()[0])
@@ -134,8 +134,8 @@ def main(argv=None):
     print("  smallest heap for the day without running out (bisection, 1 KB steps; harness %s included):" % kb(harness))
     least = smallest_heap(lib, used, (peak + 8 * 1024) // 1024 * 1024, a.slots, say=lambda s: print("  " + s))
     print("    %9s  needed: %s for the product, %s for the harness" % (kb(least), kb(least - harness), kb(harness)))
-    print("    budget %s for the product: %s; aim %s: %s" % (
-        kb(BUDGET), "met" if least - harness <= BUDGET else "MISSED by " + kb(least - harness - BUDGET),
+    print("    budget %s for the product%s: %s; aim %s: %s" % (
+        kb(BUDGET), "" if a.slots == SLOTS else " (over %d pushes only)" % a.slots, "met" if least - harness <= BUDGET else "MISSED by " + kb(least - harness - BUDGET),
         kb(AIM), "met" if least - harness <= AIM else "missed by " + kb(least - harness - AIM)))
     return 0
 
