@@ -64,18 +64,22 @@ class UART:
     def irq(self, handler=None, trigger=0):
         self.handler = handler
 
-    def readinto(self, buf):
+    def readinto(self, buf, nbytes=-1):
         data = self.data
         p = self.pos
         n = len(data) - p
         if n <= 0:
             return None
-        if n > len(buf):
-            n = len(buf)
+        room = len(buf) if nbytes < 0 else nbytes
+        if n > room:
+            n = room
         for k in range(n):  # no slice: nothing allocated here
             buf[k] = data[p + k]
         self.pos = p + n
         return n
+
+    def any(self):
+        return len(self.data) - self.pos
 
     def send(self, frame):
         self.data = frame

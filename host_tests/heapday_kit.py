@@ -160,7 +160,9 @@ def report(S):
     out("raw_delivered", raw)
     out("delivered_other", sum(counts.values()) - l1 - l2 - l3 - raw)
     box = getattr(app, "outbox", None)
-    out("dropped", getattr(box, "dropped", -1))
+    # Messages that never went out: the durable queue's drops (full flash) and the
+    # live and state messages a newer one replaced while they waited.
+    out("dropped", box.durable.dropped + box.replaced if box is not None else -1)
     out("queued", len(box) if box is not None else -1)
     out("internal_errors", getattr(app, "errors", {}).get("internal", -1))
     out("connects", sim.connects)
