@@ -1,7 +1,10 @@
 """Start-up on the ESP32: config, safe boot, device objects, the loop, crashes.
 
 main.py calls main(). run() is the one place that calls hanport.app.run.
+Both go in phases (the generators boot() and start()) with a collection
+between phases, so that start-up garbage never meets what the loop keeps.
 """
+import gc
 import io
 import sys
 import time
@@ -19,8 +22,17 @@ MQTT_TIMEOUT_MS = 10000  # bound of each blocking MQTT call (connect, publish, p
 
 
 def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
+    for _ in boot(config_path, data_dir, flag):
+        # Between the phases of start-up: the garbage of one phase (JSON parsing,
+        # messages, imports) is gone before the next allocates what it keeps.
+        gc.collect()
+
+
+def boot(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
+    """main() in phases: a generator that yields between them (the heap test
+    steps through it, one phase per top-level call)."""
     cfg, errors = load_config(config_path)
-    forget("hanport.config")  # needed once, at boot: its bytecode and tables (about 12 KB) go
+    yield
     pin = 0  # a broken config still gets the BOOT button
     if cfg is not None and not [e for e in errors if e.startswith("safe_boot_pin")]:
         pin = cfg["safe_boot_pin"]
@@ -34,8 +46,14 @@ def main(config_path=CONFIG_PATH, data_dir=DATA_DIR, flag=safeboot.FLAG):
         for e in errors:
             print("  " + e)
         return
+    # Only the boot needs these: their code leaves the heap before the loop
+    # allocates its long-lived buffers (issue 9).
+    errors = None
+    forget("firmware.safeboot")
+    yield
     from firmware.storage import FlashStorage
     storage = FlashStorage(data_dir)
+    yield
     try:
         run(cfg, storage)
     except Exception as e:  # KeyboardInterrupt (mpremote) passes to the REPL
@@ -62,27 +80,50 @@ def load_config(path):
         return hconfig.parse(data, path)
     except Exception as e:  # parse() never raises; should it, the list still beats a traceback
         return None, [path + ": cannot be checked (" + type(e).__name__ + ")"]
+    finally:
+        # Needed once, at boot: its code and tables (about 12 KB) leave the heap.
+        data = hconfig = None
+        forget("hanport.config")
 
 
 def forget(name):
-    """Drop a module that is no longer needed, so that the heap gets it back."""
-    sys.modules.pop(name, None)
+    """Drop a module from sys.modules and from its package, so that, once nothing
+    else refers to it, the collector frees its code (a later import loads it again)."""
+    mod = sys.modules.pop(name, None)
+    if mod is None:
+        return
     pkg, _, attr = name.rpartition(".")
-    try:
-        delattr(sys.modules[pkg], attr)
-    except (KeyError, AttributeError):
-        pass
+    parent = sys.modules.get(pkg)
+    if parent is not None and getattr(parent, attr, None) is mod:
+        delattr(parent, attr)
+    if globals().get(attr) is mod:
+        del globals()[attr]
 
 
 def run(cfg, storage):
+    for _ in start(cfg, storage):
+        gc.collect()
+
+
+def start(cfg, storage):
+    """run() in phases (see boot()); the last one is the loop, which never ends."""
     from firmware.clock import Clock
     from firmware.system import System
     from firmware.uart_source import UartSource
     from firmware.watchdog import make as make_watchdog
     from firmware.wifi import WiFi
+    yield
     from hanport import app
     from hanport.mqtt import Client
 
+    # The meter's layout now, while the heap is whole, rather than at the first
+    # frame (a failed load is retried at the next frame; decode.py imports the
+    # others when first seen). 8E1 is Aidon's OBIS array; 8N1 Kaifa or Kamstrup.
+    if cfg["han"]["parity"] == "E":
+        from hanport import obis_array  # noqa: F401
+    else:
+        from hanport import kaifa, kamstrup  # noqa: F401
+    yield
     h, w = cfg["han"], cfg["wifi"]
     print("hanport: %s starting: Wi-Fi %r, MQTT %s:%d, HAN UART%d rx=GPIO%d %d 8%s1, watchdog %d s" % (
         cfg["device"]["name"], w["ssid"], cfg["mqtt"]["host"], cfg["mqtt"]["port"],
@@ -92,10 +133,13 @@ def run(cfg, storage):
     link = WiFi(w["ssid"], w["password"], w["hostname"], clock, w["pm"])
     # The watchdog starts at the loop's first feed(), not here.
     watchdog = make_watchdog(cfg["watchdog_s"])
+    system = System()
+
     def client(*args):
         return Client(*args, timeout_ms=MQTT_TIMEOUT_MS)
 
-    app.run(source, clock, link, client, storage, watchdog, System(), cfg)
+    yield
+    app.run(source, clock, link, client, storage, watchdog, system, cfg)
 
 
 def record_crash(e, storage):

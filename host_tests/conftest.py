@@ -28,5 +28,5 @@ def repo_root():
 
 @pytest.fixture(scope="session")
 def mpy():
-    """run_mpy(script, args=(), files=(), stdin=None, heap="1m", timeout=120)."""
+    """run_mpy(script, args=(), files=(), stdin=None, heap="1m", timeout=120, mpy_dir=None)."""
     return run_mpy

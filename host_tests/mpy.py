@@ -2,12 +2,14 @@
 
     from mpy import run_mpy          # or use the `mpy` fixture from conftest.py
     r = run_mpy("tools/x.py", args=["a"], files=[(host_path, "/data/f.bin")],
-                stdin=b"...", heap="1m")
+                stdin=b"...", heap="1m", mpy_dir=None)
     r = run_mpy("import hanport\nprint(1)\n")   # source text: any str with a newline
     r.returncode, r.stdout, r.stderr   # stdout/stderr are bytes, byte-exact
 
 Inside MicroPython: the repo's lib/ is at /lib and tools/ at /tools (both on
-sys.path), sys.argv == [script, *args], __name__ == '__main__'. With stdin given,
+sys.path), sys.argv == [script, *args], __name__ == '__main__'. With mpy_dir (a
+tree of .mpy files as tools/deploy.py's build() makes it, e.g. OUT/lib), /lib
+holds those compiled files instead of the lib/ sources. With stdin given,
 the data is in the file /stdin and on sys.stdin; portable scripts should read
 /stdin when sys.implementation.name == 'micropython'.
 
@@ -63,7 +65,7 @@ def _file_pairs(files):
         yield "--file", "%s:%s" % (host, target)
 
 
-def run_mpy(script, args=(), files=(), stdin=None, heap="1m", timeout=120):
+def run_mpy(script, args=(), files=(), stdin=None, heap="1m", timeout=120, mpy_dir=None):
     """Run `script` under MicroPython.
 
     script: a path (absolute or relative to the repo root), or Python source text
@@ -79,8 +81,10 @@ def run_mpy(script, args=(), files=(), stdin=None, heap="1m", timeout=120):
         with tempfile.TemporaryDirectory(prefix="mpy_run_") as d:
             path = Path(d) / "script.py"
             path.write_text(script, encoding="utf-8")
-            return run_mpy(path, args, files, stdin, heap, timeout)
+            return run_mpy(path, args, files, stdin, heap, timeout, mpy_dir)
     cmd = [node, str(RUNNER), "--heap", str(heap)]
+    if mpy_dir is not None:
+        cmd += ["--mpy", str(mpy_dir)]
     for pair in _file_pairs(files):
         cmd.extend(pair)
     if stdin is not None:

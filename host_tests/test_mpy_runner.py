@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from mpy import describe, node_path, RUNNER
 
 OUTPUT_SCRIPT = r'''
@@ -210,3 +212,63 @@ def test_mpy_steps_run_one_by_one_with_a_collection_before_each(mpy):
     r = mpy(src)
     assert r.stdout == b"held True\n"
     assert r.returncode == 3
+
+
+# -- --mpy: the compiled files the device gets ------------------------------------
+
+@pytest.fixture(scope="module")
+def mpy_build(tmp_path_factory):
+    """lib/ and firmware/ compiled by tools/deploy.py's build(), as for the device."""
+    import deploy
+
+    out = tmp_path_factory.mktemp("mpybuild")
+    assert deploy.build(str(out)) > 10
+    return out / "lib"
+
+
+def test_mpy_option_mounts_the_compiled_files_as_lib(mpy, mpy_build, repo_root):
+    src = ("import os\n"
+           "import hanport.decode, firmware.storage\n"
+           "print(hanport.decode.__file__, firmware.storage.__file__)\n"
+           "print(sorted(set(n.rsplit('.', 1)[1] for n in os.listdir('/lib/hanport'))))\n")
+    r = mpy(src, mpy_dir=mpy_build)
+    assert r.returncode == 0, describe(r)
+    lines = r.stdout.decode().splitlines()
+    assert lines[0] == "/lib/hanport/decode.mpy /lib/firmware/storage.mpy"
+    assert lines[1] == "['mpy']"  # no .py beside them to shadow the bytecode
+
+
+def test_compiled_decoder_gives_the_same_reading_as_the_source(mpy, mpy_build):
+    frame = "7ea02a410883130413e6e7000f40000000000101020309060100010700ff06000006a002020f00161b81df7e"
+    src = ("from binascii import unhexlify\n"
+           "from hanport.hdlc import Deframer\n"
+           "from hanport.decode import Decoder\n"
+           "from hanport.publish import reading_payload\n"
+           "import hanport.decode as d\n"
+           "out = []\n"
+           "dec = Decoder()\n"
+           "Deframer(lambda apdu, f: out.append(reading_payload(dec.decode(apdu), 1))).feed(unhexlify(%r))\n"
+           "print(d.__file__, out)\n" % frame)
+    compiled = mpy(src, mpy_dir=mpy_build)
+    source = mpy(src)
+    assert compiled.returncode == 0 and source.returncode == 0, describe(compiled) + describe(source)
+    c_file, c_out = compiled.stdout.decode().split(" ", 1)
+    s_file, s_out = source.stdout.decode().split(" ", 1)
+    assert (c_file, s_file) == ("/lib/hanport/decode.mpy", "/lib/hanport/decode.py")
+    assert c_out == s_out and "list" in c_out
+
+
+def test_mpy_option_keeps_the_other_options_working(mpy, mpy_build, tmp_path):
+    (tmp_path / "d.bin").write_bytes(b"\x00\x01")
+    r = mpy("import sys, gc\nprint(open('/x/d.bin','rb').read(), sys.stdin.read(), sys.argv[1:])\n",
+            args=["a"], files=["%s:/x/d.bin" % (tmp_path / "d.bin")], stdin=b"in",
+            heap="256k", mpy_dir=mpy_build)
+    assert r.returncode == 0, describe(r)
+    assert r.stdout == b"b'\\x00\\x01' in ['a']\n"
+
+
+def test_mpy_option_needs_a_directory(tmp_path):
+    node = node_path()
+    r = subprocess.run([node, str(RUNNER), "--mpy", str(tmp_path / "nope"), "x.py"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60)
+    assert r.returncode == 2 and b"--mpy" in r.stderr

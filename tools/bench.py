@@ -1,4 +1,4 @@
-"""make bench: decoder speed and memory, and the loop's latency and heap.
+"""make bench: decoder speed and memory, the loop's latency and heap, the whole product's heap.
 
 A program, not a test: these machines are noisy, so every speed figure is a
 ratio against a peer measured in the same run (amshan, the PyPI HAN decoder
@@ -156,6 +156,10 @@ def main():
         print()
         sys.stdout.flush()
         subprocess.run([sys.executable, loop_bench], cwd=ROOT, check=True)
+    # The whole product's heap: by module group, a simulated day, the smallest heap.
+    print()
+    sys.stdout.flush()
+    subprocess.run([sys.executable, os.path.join(HERE, "bench_heap.py")], cwd=ROOT, check=True)
     return 0 if all(ok for _, ok in checks) else 1
 
 

