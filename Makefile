@@ -13,8 +13,9 @@ FIRMWARE    ?=
 PYTEST_ARGS ?=    # e.g. make test PYTEST_ARGS="-k mpy -x"
 DEMO_ARGS   ?=
 CONFIG      ?=
+SOAK_ARGS   ?=    # e.g. make soak SOAK_ARGS="--heap-kb 96 --slots 4000"
 
-.PHONY: setup test bench demo flash deploy clean
+.PHONY: setup test bench soak demo flash deploy clean
 
 setup: $(VENV_STAMP) $(NODE_STAMP)
 
@@ -34,6 +35,9 @@ test: setup
 
 bench: setup
 	$(VPY) tools/bench.py
+
+soak: setup
+	$(VPY) tools/soak.py $(SOAK_ARGS)
 
 demo: setup
 	$(VPY) tools/demo.py $(DEMO_ARGS)

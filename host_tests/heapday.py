@@ -40,7 +40,7 @@ HOUR = 1440  # pushes an hour
 OUTAGE = (8 * HOUR, 16 * HOUR)  # the broker is away 08:00-16:00
 STEPS_PER_SLOT = 4  # loop iterations per push, each a top-level step
 BOOT_PHASES = 12  # steps for start-up's phases (firmware.device has fewer)
-S = {"slot": 0, "peak": 0, "peak_slot": 0, "live": 0, "live_slot": 0, "grew": None}
+S = {"slot": 0, "peak": 0, "peak_slot": 0, "live": 0, "live_slot": 0, "grew": None, "hourly": []}
 
 
 def setup():
@@ -97,6 +97,8 @@ def slot():
     sim.t = k * 2500
     sim.down = OUTAGE[0] <= k < OUTAGE[1]
     if k % HOUR == 0:  # on the hour: List 3, read from the file the set-up wrote
+        if MPY:
+            S["hourly"].append(gc.mem_alloc())  # in use after a collection: flat, or a leak
         f = S["l3buf"]
         with open(S["l3path"], "rb") as fh:
             fh.seek((k // HOUR) * len(f))

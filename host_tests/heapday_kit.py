@@ -170,6 +170,7 @@ def report(S):
         out("in_use_max", "%d at %s" % (S["live"], clock_text(S["live_slot"])))
         out("peak", "%d at %s" % (S["peak"], clock_text(S["peak_slot"])))
         out("heap_total", S["total"] - SPLIT_RESERVE)
+        out("hourly_in_use", " ".join([str(n) for n in S["hourly"]]))
     out("clean", int(S["grew"] is None))
 
 
