@@ -189,14 +189,16 @@ def out(name, value):
 # -- module groups ---------------------------------------------------------------
 
 GROUPS = (
+    # In import order: a group's figure is what importing it added, so modules
+    # that app imports come before it, each under its own name.
     ("decoder", ("hanport.crc16", "hanport.hdlc", "hanport.axdr", "hanport.reading", "hanport.decode")),
     ("layouts", ("hanport.fields", "hanport.items", "hanport.obis_array", "hanport.kaifa", "hanport.kamstrup")),
-    ("loop+config+diag", ("hanport.ports", "hanport.backoff", "hanport.outbox", "hanport.publish",
-                          "hanport.diag", "hanport.config", "hanport.app")),
-    ("energy", ("hanport.energy",)),
+    ("energy", ("hanport.localtime", "hanport.energy")),
     ("discovery", ("hanport.discovery",)),
-    ("flashqueue", ("hanport.flashqueue",)),
-    ("mqtt client", ("hanport.mqtt", "firmware.mqtt_umqtt")),
+    ("flash queue", ("hanport.flashqueue",)),
+    ("diag", ("hanport.ports", "hanport.diag")),
+    ("mqtt client and session", ("hanport.mqtt", "hanport.backoff", "hanport.session")),
+    ("loop+config", ("hanport.outbox", "hanport.publish", "hanport.config", "hanport.app")),
     ("firmware parts", ("firmware.clock", "firmware.safeboot", "firmware.storage", "firmware.system",
                         "firmware.watchdog", "firmware.wifi", "firmware.uart_source", "firmware.device")),
 )
