@@ -8,8 +8,10 @@ hanport.discovery's docstring.
 from hanport.discovery import DIAG_T, ENERGY_T, HOURLY_S, LIST_UNITS, LIVE_S
 from hanport.reading import json_string
 
-# Each kind of value: its unit, device_class and state_class (m: measurement,
-# t: total_increasing, -: none). Allowed combinations:
+# Each kind of value: "unit device_class state_class" (- for none; state
+# class m: measurement, t: total_increasing). The tables here are strings
+# read with _entry(): they are read only when a message is built, and tuples
+# of strings took about twice the heap. Allowed combinations:
 # homeassistant/components/sensor/const.py, DEVICE_CLASS_UNITS and
 # DEVICE_CLASS_STATE_CLASSES. device_class energy takes only total or
 # total_increasing, never measurement; a total_increasing value that falls
@@ -18,17 +20,18 @@ from hanport.reading import json_string
 # what the hourly, daily and monthly sums do when they start again. An energy
 # amount that is no running total (last hour, capacity, headroom) gets no
 # state_class. reactive_energy (varh) exists since Home Assistant 2025.6.
-# Kinds 0-5 are the list fields' units, in LIST_UNITS order.
-_UNIT = LIST_UNITS + ("Wh", "", "", "s", "B", "dBm", "")
-_CLASS = ("power", "reactive_power", "current", "voltage", "energy", "reactive_energy",
-          "energy", "", "", "duration", "data_size", "signal_strength", "")
-_STATE = "mmmmtt-mttmm-"
-# kind 6: energy, no running total; 7: a plain number; 8: a counter since
-# boot; 9-11 (hex digits a, b): uptime, free heap, Wi-Fi signal; 12 (c): text.
+# Kinds 0-5 are the list fields' units, in LIST_UNITS order; 6: energy, no
+# running total; 7: a plain number; 8: a counter since boot; 9-11 (hex digits
+# a, b): uptime, free heap, Wi-Fi signal; 12 (c): text.
+_KINDS = (
+    "W power m;var reactive_power m;A current m;V voltage m;Wh energy t;"
+    "varh reactive_energy t;Wh energy -;- - m;- - t;s duration t;B data_size m;"
+    "dBm signal_strength m;- - -"
+)
 
-# <base>/energy, then <base>/diag values: "key kind name;" (one string, not
-# 18 tuples: it is read only when a message is built). The diag keys are
-# those of README.md "Diagnostics"; discovery.N_ENERGY and N_DIAG count them.
+# <base>/energy, then <base>/diag values: "key kind name" (kind in hex). The
+# diag keys are those of README.md "Diagnostics"; discovery.N_ENERGY and
+# N_DIAG count them.
 _EXTRA = (
     "hour_import_wh 4 Import this hour;last_hour_import_wh 6 Import last hour;"
     "today_import_wh 4 Import today;today_export_wh 4 Export today;"
@@ -38,21 +41,25 @@ _EXTRA = (
     "uptime_s 9 Uptime;free_heap a Free heap;rssi b Wi-Fi signal;meter c Meter state;"
     "mqtt c MQTT state;readings 8 Readings;published 8 Published;dropped 8 Dropped"
 )
-# The state topic of each `where` code of hanport.discovery.
-_SUFFIX = ("", "/list1", "/list2", "/list3", "/reading", "/energy", "/diag")
+
+# The state topic of each `where` code of hanport.discovery (0 is unused).
+_SUFFIX = ";/list1;/list2;/list3;/reading;/energy;/diag"
+
+
+def _entry(table, j):
+    """The j-th (from 0) ";"-separated entry of a table string."""
+    a = 0
+    for _ in range(j):
+        a = table.index(";", a) + 1
+    b = table.find(";", a)
+    return table[a:] if b < 0 else table[a:b]
 
 
 def _extra(j):
     """(key, kind, name) of the j-th entry of _EXTRA."""
-    s = _EXTRA
-    a = 0
-    for _ in range(j):
-        a = s.index(";", a) + 1
-    b = s.find(";", a)
-    if b < 0:
-        b = len(s)
-    sp = s.index(" ", a)
-    return s[a:sp], int(s[sp + 1], 16), s[sp + 3:b]
+    e = _entry(_EXTRA, j)
+    sp = e.index(" ")
+    return e[:sp], int(e[sp + 1], 16), e[sp + 3:]
 
 
 def _safe(s):
@@ -83,7 +90,7 @@ def message(d, i):
     node = _safe(d.name)
     if i < n:
         key, unit = d._fields[i]
-        kind = _UNIT.index(unit)
+        kind = LIST_UNITS.index(unit)
         name = _title(key, unit)
     else:
         key, kind, name = _extra(i - n)
@@ -92,13 +99,14 @@ def message(d, i):
     # topic: a third less to build, hold and send. Built back to front:
     # unit, device_class, state_class, category.
     extra = ',"ent_cat":"diagnostic"' if code == DIAG_T else ""
-    st = _STATE[kind]
-    if st != "-":
-        extra = ',"stat_cla":"%s"%s' % ("measurement" if st == "m" else "total_increasing", extra)
-    if _CLASS[kind]:
-        extra = ',"dev_cla":"%s"%s' % (_CLASS[kind], extra)
-    if _UNIT[kind]:
-        extra = ',"unit_of_meas":"%s"%s' % (_UNIT[kind], extra)
+    unit, device_class, state_class = _entry(_KINDS, kind).split(" ")
+    if state_class != "-":
+        extra = ',"stat_cla":"%s"%s' % (
+            "measurement" if state_class == "m" else "total_increasing", extra)
+    if device_class != "-":
+        extra = ',"dev_cla":"%s"%s' % (device_class, extra)
+    if unit != "-":
+        extra = ',"unit_of_meas":"%s"%s' % (unit, extra)
     tail = ',"sw":' + json_string(d.sw)
     if d.url:
         tail += ',"cu":' + json_string(d.url)
@@ -133,6 +141,6 @@ def message(d, i):
         '{"~":"%s","name":"%s","uniq_id":"hanport_%s_%s","default_entity_id":"sensor.%s_%s",'
         '"stat_t":"~%s","val_tpl":"{{ value_json.%s }}"%s,"exp_aft":%d,'
         '"avty_t":"~/status","dev":%s}'
-    ) % (json_string(d.base_topic)[1:-1], name, owner, key, eid, key, _SUFFIX[code], key,
+    ) % (json_string(d.base_topic)[1:-1], name, owner, key, eid, key, _entry(_SUFFIX, code), key,
          extra, expire, device)
     return topic.encode(), payload.encode()
