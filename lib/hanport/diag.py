@@ -8,16 +8,14 @@ from hanport.reading import json_or_null, json_string
 
 SILENT_S = 30  # Aidon pushes every 2.5 s, Kamstrup every 10 s: 30 s is 3+ missed pushes
 
-# MQTT 3.1.1 CONNACK return codes 1-5. Tables here are tuples: a tuple of
-# constants is one constant in the .mpy, where a dict is built at import.
-_REFUSED = ("unacceptable_protocol", "identifier_rejected", "server_unavailable",
-            "bad_credentials", "not_authorised")
+# MQTT 3.1.1 CONNACK return codes 1-5. Names here are in one string, split
+# when one is needed (rarely): a dict or a tuple of strings takes more heap.
+_REFUSED = "unacceptable_protocol identifier_rejected server_unavailable bad_credentials not_authorised"
 
 # errno values that are the same on the ESP32 (lwIP) and on Linux, and their
-# names side by side; 110 and 116 are ETIMEDOUT on Linux and on the ESP32.
+# names in the same order; 110 and 116 are ETIMEDOUT on Linux and on the ESP32.
 _ERRNO = (32, 104, 110, 111, 116, 118)
-_ERRNO_NAMES = ("broken_pipe", "connection_reset", "timed_out", "connection_refused",
-                "timed_out", "host_unreachable")
+_ERRNO_NAMES = "broken_pipe connection_reset timed_out connection_refused timed_out host_unreachable"
 
 # getaddrinfo failures: the ESP32 raises OSError with lwIP's EAI_NONAME (200),
 # EAI_SERVICE (201) or EAI_FAIL (202), or -2 when the answer is empty
@@ -28,8 +26,8 @@ _DNS = (-2, -3, -4, -5, 200, 201, 202)
 
 
 def refused_text(code):
-    if isinstance(code, int) and 1 <= code <= len(_REFUSED):
-        return _REFUSED[code - 1]
+    if isinstance(code, int) and 1 <= code <= 5:
+        return _REFUSED.split()[code - 1]
     return "refused_" + str(code)
 
 
@@ -43,7 +41,7 @@ def error_text(e):
             if n in _DNS:
                 return "dns_failed"
             if n in _ERRNO:
-                return _ERRNO_NAMES[_ERRNO.index(n)]
+                return _ERRNO_NAMES.split()[_ERRNO.index(n)]
             return "os_error_" + str(n)
         if n and "timed out" in str(n):
             return "timed_out"
