@@ -8,26 +8,14 @@ from hanport.reading import json_or_null, json_string
 
 SILENT_S = 30  # Aidon pushes every 2.5 s, Kamstrup every 10 s: 30 s is 3+ missed pushes
 
-# MQTT 3.1.1 CONNACK return codes.
-REFUSED = {
-    1: "unacceptable_protocol",
-    2: "identifier_rejected",
-    3: "server_unavailable",
-    4: "bad_credentials",
-    5: "not_authorised",
-}
+# MQTT 3.1.1 CONNACK return codes 1-5. Names here are in one string, split
+# when one is needed (rarely): a dict or a tuple of strings takes more heap.
+_REFUSED = "unacceptable_protocol identifier_rejected server_unavailable bad_credentials not_authorised"
 
-# errno values that are the same on the ESP32 (lwIP) and on Linux; 110 and
-# 116 are ETIMEDOUT on Linux and on the ESP32.
-_ERRNO = {
-    32: "broken_pipe",
-    104: "connection_reset",
-    110: "timed_out",
-    111: "connection_refused",
-    116: "timed_out",
-    118: "host_unreachable",
-}
-
+# errno values that are the same on the ESP32 (lwIP) and on Linux, and their
+# names in the same order; 110 and 116 are ETIMEDOUT on Linux and on the ESP32.
+_ERRNO = (32, 104, 110, 111, 116, 118)
+_ERRNO_NAMES = "broken_pipe connection_reset timed_out connection_refused timed_out host_unreachable"
 
 # getaddrinfo failures: the ESP32 raises OSError with lwIP's EAI_NONAME (200),
 # EAI_SERVICE (201) or EAI_FAIL (202), or -2 when the answer is empty
@@ -38,7 +26,9 @@ _DNS = (-2, -3, -4, -5, 200, 201, 202)
 
 
 def refused_text(code):
-    return REFUSED.get(code, "refused_" + str(code))
+    if isinstance(code, int) and 1 <= code <= 5:
+        return _REFUSED.split()[code - 1]
+    return "refused_" + str(code)
 
 
 def error_text(e):
@@ -50,7 +40,9 @@ def error_text(e):
         if isinstance(n, int):
             if n in _DNS:
                 return "dns_failed"
-            return _ERRNO.get(n, "os_error_" + str(n))
+            if n in _ERRNO:
+                return _ERRNO_NAMES.split()[_ERRNO.index(n)]
+            return "os_error_" + str(n)
         if n and "timed out" in str(n):
             return "timed_out"
         return "os_error"
@@ -82,30 +74,35 @@ def meter_state(up_s, last_byte_s, last_frame_s, encrypted=0, lang="en"):
 
 
 def _msg(lang, n, s):
-    # The Norwegian words live in their own module, loaded only when chosen:
-    # the unused language's strings never take heap on the device.
+    # The words live in modules of their own, loaded only when a message is
+    # shown (the meter is not ok): neither language takes heap while all is well.
     if lang == "nb":
         from hanport.diag_nb import meter_msg
-        return meter_msg(n, s)
-    if n == 0:
-        return ("no data from the meter for %d s - the HAN port may not be opened by the "
-                "grid company yet: ask them (nettselskapet) to open it" % s)
-    if n == 1:
-        return ("no data from the meter for %d s - check the cable; some meters stop "
-                "pushing until the grid company resets them" % s)
-    if n == 2:
-        return ("bytes from the meter but no valid frame for %d s - check the parity "
-                "(Aidon 8E1, Kaifa and Kamstrup 8N1) and the M-Bus adapter" % s)
-    return ("the meter encrypts its data: ask the grid company (nettselskapet) for "
-            "the keys; this dongle cannot decrypt yet")
+    else:
+        from hanport.diag_en import meter_msg
+    return meter_msg(n, s)
 
 
 def counters_json(d):
     """A dict of counters as a JSON object with sorted keys."""
     out = []
     for k in sorted(d):
-        out.append(json_string(k) + ":" + str(d[k]))
-    return "{" + ",".join(out) + "}"
+        out.append("%s:%s" % (json_string(k), d[k]))
+    return "{%s}" % ",".join(out)
+
+
+# The <base>/diag object, keys in their fixed order (README.md "Diagnostics"):
+# one constant filled in by one % (31 key constants and a list of 63 pieces
+# took more heap to hold and to build; %d formats a count without a str of it).
+_PAYLOAD = (
+    '{"uptime_s":%d,"reset_cause":%s,"last_crash":%s,"free_heap":%s,'
+    '"largest_free_block":%s,"link":%s,"rssi":%s,"mqtt":%s,"connects":%d,'
+    '"connect_failures":%d,"disconnects":%d,"last_connect_error":%s,'
+    '"meter":%s,"meter_silent_s":%d,"meter_msg":%s,"bytes":%d,"frames":%d,'
+    '"readings":%d,"published":%d,"sent":%d,"queued":%d,"dropped":%d,'
+    '"queue_torn":%d,"replaced":%d,"rx_overflows":%d,"irq_errors":%d,'
+    '"ntp_failures":%d,"hdlc_errors":%s,"decode_errors":%s,"energy":%s,"errors":%s}'
+)
 
 
 def payload(app):
@@ -117,42 +114,20 @@ def payload(app):
     system = app.system
     s = app.session
     box = app.outbox
-    out = [
-        '{"uptime_s":', str(app.up_s),
-        ',"reset_cause":', json_or_null(app.reset_cause),
-        ',"last_crash":', json_or_null(app.last_crash),
-        ',"free_heap":', _num(system.free_heap()),
-        ',"largest_free_block":', _num(system.largest_free_block()),
-        ',"link":', json_or_null(link.state()),
-        ',"rssi":', _num(link.rssi()),
-        ',"mqtt":', json_or_null(s.state),
-        ',"connects":', str(s.connects),
-        ',"connect_failures":', str(s.connect_failures),
-        ',"disconnects":', str(s.disconnects),
-        ',"last_connect_error":', json_or_null(s.last_error),
-        ',"meter":', json_or_null(state),
-        ',"meter_silent_s":', str(quiet),
-        ',"meter_msg":', json_or_null(msg),
-        ',"bytes":', str(app.bytes_in),
-        ',"frames":', str(app.deframer.frames),
-        ',"readings":', str(app.readings),
-        ',"published":', str(app.published),
-        ',"sent":', str(app.sent),
-        ',"queued":', str(len(box)),
-        ',"dropped":', str(box.durable.dropped),
-        ',"queue_torn":', str(box.durable.torn),
-        ',"replaced":', str(box.replaced),
+    return (_PAYLOAD % (
+        app.up_s, json_or_null(app.reset_cause), json_or_null(app.last_crash),
+        _num(system.free_heap()), _num(system.largest_free_block()),
+        json_or_null(link.state()), _num(link.rssi()), json_or_null(s.state),
+        s.connects, s.connect_failures, s.disconnects, json_or_null(s.last_error),
+        json_or_null(state), quiet, json_or_null(msg),
+        app.bytes_in, app.deframer.frames, app.readings, app.published, app.sent,
+        len(box), box.durable.dropped, box.durable.torn, box.replaced,
         # The device's UART source counts what its ring buffer and IRQ lost.
-        ',"rx_overflows":', str(getattr(app.source, "overflows", 0)),
-        ',"irq_errors":', str(getattr(app.source, "irq_errors", 0)),
-        ',"ntp_failures":', str(getattr(app.clock, "ntp_failures", 0)),
-        ',"hdlc_errors":', counters_json(app.deframer.errors),
-        ',"decode_errors":', counters_json(app.decoder.errors),
-        ',"energy":', counters_json(app.energy.counters),
-        ',"errors":', counters_json(app.errors),
-        "}",
-    ]
-    return "".join(out).encode()
+        getattr(app.source, "overflows", 0), getattr(app.source, "irq_errors", 0),
+        getattr(app.clock, "ntp_failures", 0),
+        counters_json(app.deframer.errors), counters_json(app.decoder.errors),
+        counters_json(app.energy.counters), counters_json(app.errors),
+    )).encode()
 
 
 def _num(n):

@@ -14,11 +14,14 @@ one sensor per value it actually sends plus the energy figures of
 that is still closed ("meter: silent") shows in Home Assistant before any
 meter data has come. The meter names the dongle as its via_device.
 
-Nothing is kept per message: the tables are constants, the state is a few
-bytearrays (where each value was first seen, what is still to be
-announced), and a payload is built only when next() hands it out, with Home
-Assistant's key abbreviations and "~" for the base topic (about 460 bytes a
-message instead of 700). One message per PACE_MS at most: a dongle powered
+Nothing is kept per message: the state is a few bytearrays (where each
+value was first seen, what is still to be announced), and a payload is built
+only when next() hands it out, with Home Assistant's key abbreviations and
+"~" for the base topic (about 460 bytes a message instead of 700). The
+builder and its tables live in hanport.discovery_msg, imported by next()
+while something is to be announced and forgotten once nothing is: announcing
+happens at start-up and after a reconnection, so most of the time only this
+small part takes heap. One message per PACE_MS at most: a dongle powered
 from the meter browns out on bursts of Wi-Fi transmission.
 
 Facts from Home Assistant (cited where they are used; host_tests/
@@ -30,108 +33,52 @@ units and state classes allowed per device class
 DEVICE_CLASS_STATE_CLASSES); `default_entity_id` replaced `object_id` in
 2025.10 (object_id stops working in 2026.4), older releases ignore it.
 """
+import sys
+
 from hanport.fields import listed, lookup
-from hanport.reading import json_string
 
 PACE_MS = 1000  # at most one config message a second
 LIVE_S = 300  # expire_after for List 1/2 values (pushed every 2-10 s)
 HOURLY_S = 4500  # List 3 and <base>/energy: hourly, plus 15 min for a late push
 
-# Each kind of value: its unit, device_class and state_class (m: measurement,
-# t: total_increasing, -: none). Allowed combinations:
-# homeassistant/components/sensor/const.py, DEVICE_CLASS_UNITS and
-# DEVICE_CLASS_STATE_CLASSES. device_class energy takes only total or
-# total_increasing, never measurement; a total_increasing value that falls
-# below 90 % of the last one starts a new cycle
-# (homeassistant/components/sensor/recorder.py, reset_detected), which is
-# what the hourly, daily and monthly sums do when they start again. An energy
-# amount that is no running total (last hour, capacity, headroom) gets no
-# state_class. reactive_energy (varh) exists since Home Assistant 2025.6.
-# Kinds 0-5 are the list fields' units, in _UNIT order.
-_UNIT = ("W", "var", "A", "V", "Wh", "varh", "Wh", "", "", "s", "B", "dBm", "")
-_CLASS = ("power", "reactive_power", "current", "voltage", "energy", "reactive_energy",
-          "energy", "", "", "duration", "data_size", "signal_strength", "")
-_STATE = "mmmmtt-mttmm-"
-# kind 6: energy, no running total; 7: a plain number; 8: a counter since
-# boot; 9-11 (hex digits a, b): uptime, free heap, Wi-Fi signal; 12 (c): text.
+# The list fields' units that make a sensor (kinds 0-5 of hanport.discovery_msg).
+LIST_UNITS = ("W", "var", "A", "V", "Wh", "varh")
+# How many <base>/energy and <base>/diag values there are (discovery_msg._EXTRA).
+N_ENERGY = 10
+N_DIAG = 8
 
-# <base>/energy, then <base>/diag values: "key kind name;" (one string, not
-# 18 tuples: it is read only when a message is built). The diag keys are
-# those of README.md "Diagnostics".
-_EXTRA = (
-    "hour_import_wh 4 Import this hour;last_hour_import_wh 6 Import last hour;"
-    "today_import_wh 4 Import today;today_export_wh 4 Export today;"
-    "month_import_wh 4 Import this month;month_export_wh 4 Export this month;"
-    "capacity_wh 6 Capacity average;capacity_step 7 Capacity step;"
-    "step_limit_wh 6 Capacity step limit;headroom_wh 6 Headroom this hour;"
-    "uptime_s 9 Uptime;free_heap a Free heap;rssi b Wi-Fi signal;meter c Meter state;"
-    "mqtt c MQTT state;readings 8 Readings;published 8 Published;dropped 8 Dropped"
-)
-_N_ENERGY = 10
-_N_DIAG = 8
+# Where a value was first seen (the `where` bytes): list 1-3, then these; a
+# smaller list number wins because it is pushed more often.
+READING, ENERGY_T, DIAG_T = 4, 5, 6
 
-# Where a value was first seen (the `where` bytes); a smaller list number
-# wins because it is pushed more often.
-_READING, _ENERGY_T, _DIAG_T = 4, 5, 6
-_SUFFIX = ("", "/list1", "/list2", "/list3", "/reading", "/energy", "/diag")
+_BUILDER = "hanport.discovery_msg"
 
 
-def _extra(j):
-    """(key, kind, name) of the j-th entry of _EXTRA."""
-    s = _EXTRA
-    a = 0
-    for _ in range(j):
-        a = s.index(";", a) + 1
-    b = s.find(";", a)
-    if b < 0:
-        b = len(s)
-    sp = s.index(" ", a)
-    return s[a:sp], int(s[sp + 1], 16), s[sp + 3:b]
-
-
-def _safe(s):
-    """Topic level / id part: [a-zA-Z0-9_-] only (HA's TOPIC_MATCHER)."""
-    out = []
-    for ch in s:
-        ok = "a" <= ch <= "z" or "A" <= ch <= "Z" or "0" <= ch <= "9" or ch in "_-"
-        out.append(ch if ok else "_")
-    return "".join(out)
-
-
-def _title(field, unit):
-    """"power_import_l1_w" -> "Power import L1" (unit suffix dropped)."""
-    words = field.split("_")[:-1]
-    if unit == "var" and words[1] != "power":
-        words.insert(1, "power")  # "reactive_import_var" is reactive power
-    out = []
-    for w in words:
-        out.append(w.upper() if len(w) == 2 and w[0] == "l" else w)
-    t = " ".join(out)
-    return t[0].upper() + t[1:]
+def _forget_builder():
+    """Drop the message builder from sys.modules and from the hanport package,
+    so that the collector frees its code and tables (next() imports it again)."""
+    mod = sys.modules.pop(_BUILDER, None)
+    if mod is not None:
+        pkg = sys.modules.get("hanport")
+        if pkg is not None and getattr(pkg, "discovery_msg", None) is mod:
+            delattr(pkg, "discovery_msg")
 
 
 class Discovery:
     def __init__(self, prefix, base_topic, node_id, sw_version, url=None,
                  diag_interval_s=60, pace_ms=PACE_MS):
         self.prefix = prefix
+        self.base_topic = base_topic
         self.name = node_id
-        self.node = _safe(node_id)
         self.sw = sw_version
         self.url = url  # the dongle's web page; reannounce() after setting it
         self.pace_ms = pace_ms
         self.diag_s = 3 * diag_interval_s  # three missed diag messages: stale
         self.status_topic = (prefix + "/status").encode()
-        self._base = json_string(base_topic)[1:-1]  # escaped once
-        # Entity id: lowercase slug without "__" or "_" at either end
-        # (homeassistant/core.py, VALID_ENTITY_ID).
-        eid = self.node.lower().replace("-", "_")
-        while "__" in eid:
-            eid = eid.replace("__", "_")
-        self._eid = "sensor." + (eid.strip("_") or "hanport") + "_"
         # Numeric list fields named by hanport.fields (same names as the payloads).
-        self._fields = tuple(e for e in listed() if e[1] in _UNIT[:6])
+        self._fields = tuple(e for e in listed() if e[1] in LIST_UNITS)
         self._n = len(self._fields)
-        n = self._n + _N_ENERGY + _N_DIAG
+        n = self._n + N_ENERGY + N_DIAG
         self._where = bytearray(n)  # where each value was first seen (0: not yet)
         self._todo = bytearray(n)  # 1: to be announced
         # Per list (1-3, 4: other layouts): how many items its readings had
@@ -152,7 +99,7 @@ class Discovery:
         seen from the same meter returns without allocating.
         """
         items = reading.items
-        code = reading.list if reading.list in (1, 2, 3) else _READING
+        code = reading.list if reading.list in (1, 2, 3) else READING
         at = self._at[code]
         if self._sig[code] == len(items) & 255 and (
                 at == 255 or items[at] is not None and items[at][1] == self.meter_id):
@@ -177,7 +124,7 @@ class Discovery:
                         for i in range(5):
                             self._sig[i] = 0
                             self._at[i] = 255
-                        for i in range(n, n + _N_ENERGY):
+                        for i in range(n, n + N_ENERGY):
                             todo[i] = 1 if where[i] else 0
                     self.meter = reading.meter
                     self.meter_id = item[1]
@@ -185,7 +132,7 @@ class Discovery:
                     self._at[code] = min(k, 255)
                 elif e[0] == "meter_type" and item[1] != self.meter_type:
                     if self.meter_type is not None:  # the model shown changed
-                        for i in range(n + _N_ENERGY):
+                        for i in range(n + N_ENERGY):
                             if where[i]:
                                 todo[i] = 1
                     self.meter_type = item[1]
@@ -207,11 +154,11 @@ class Discovery:
 
     def on_energy(self):
         """<base>/energy is published: announce its values (once)."""
-        self._mark(self._n, _N_ENERGY, _ENERGY_T)
+        self._mark(self._n, N_ENERGY, ENERGY_T)
 
     def on_diag(self):
         """<base>/diag is published: announce the dongle's diagnostics (once)."""
-        self._mark(self._n + _N_ENERGY, _N_DIAG, _DIAG_T)
+        self._mark(self._n + N_ENERGY, N_DIAG, DIAG_T)
 
     def _mark(self, start, count, code):
         for i in range(start, start + count):
@@ -228,7 +175,7 @@ class Discovery:
 
     def _ready(self, i):
         # The meter's values wait for its id (the device needs it).
-        return self.meter_id is not None or i >= self._n + _N_ENERGY
+        return self.meter_id is not None or i >= self._n + N_ENERGY
 
     # -- messages ----------------------------------------------------------
 
@@ -248,57 +195,7 @@ class Discovery:
             if todo[i] and self._ready(i):
                 todo[i] = 0
                 self._last = now_ms
-                return self._message(i)
+                from hanport.discovery_msg import message
+                return message(self, i)
+        _forget_builder()  # nothing to announce now: free the builder
         return None
-
-    def _message(self, i):
-        n = self._n
-        code = self._where[i]
-        if i < n:
-            key, unit = self._fields[i]
-            kind = _UNIT.index(unit)
-            name = _title(key, unit)
-        else:
-            key, kind, name = _extra(i - n)
-        # Keys in Home Assistant's abbreviations
-        # (homeassistant/components/mqtt/abbreviations.py) and "~" for the base
-        # topic: a third less to build, hold and send. Built back to front:
-        # unit, device_class, state_class, category.
-        extra = ',"ent_cat":"diagnostic"' if code == _DIAG_T else ""
-        st = _STATE[kind]
-        if st != "-":
-            extra = ',"stat_cla":"%s"%s' % ("measurement" if st == "m" else "total_increasing", extra)
-        if _CLASS[kind]:
-            extra = ',"dev_cla":"%s"%s' % (_CLASS[kind], extra)
-        if _UNIT[kind]:
-            extra = ',"unit_of_meas":"%s"%s' % (_UNIT[kind], extra)
-        tail = ',"sw":' + json_string(self.sw)
-        if self.url:
-            tail += ',"cu":' + json_string(self.url)
-        if code == _DIAG_T:
-            owner = self.node
-            obj = key
-            expire = self.diag_s
-            device = '{"ids":["hanport_%s"],"name":%s,"mdl":"hanport HAN dongle"%s}' % (
-                owner, json_string(self.name), tail)
-        else:
-            owner = _safe(self.meter_id)
-            obj = owner + "_" + key
-            expire = HOURLY_S if code in (3, _ENERGY_T) else LIVE_S
-            make = self.meter
-            mtype = self.meter_type
-            if mtype:
-                tail = ',"mdl":%s%s' % (json_string(mtype), tail)
-            if make:
-                make = make[0].upper() + make[1:]  # "aidon" -> "Aidon"
-                tail = ',"mf":"%s"%s' % (make, tail)
-            device = '{"ids":["hanport_%s"],"name":%s%s,"serial_number":%s,"via_device":"hanport_%s"}' % (
-                owner, json_string((make or "Meter") + " " + (mtype or self.meter_id)), tail,
-                json_string(self.meter_id), self.node)
-        topic = "%s/sensor/%s/%s/config" % (self.prefix, self.node, obj)
-        payload = (
-            '{"~":"%s","name":"%s","uniq_id":"hanport_%s_%s","default_entity_id":"%s%s",'
-            '"stat_t":"~%s","val_tpl":"{{ value_json.%s }}"%s,"exp_aft":%d,'
-            '"avty_t":"~/status","dev":%s}'
-        ) % (self._base, name, owner, key, self._eid, key, _SUFFIX[code], key, extra, expire, device)
-        return topic.encode(), payload.encode()
