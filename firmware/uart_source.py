@@ -4,21 +4,25 @@ Buffer sizing: the main loop promises that no call blocks for more than 10 s
 (MQTT connect/publish timeouts). During such a call in C, soft IRQs do not
 run, so the ESP-IDF driver's rxbuf must hold everything the meter sends
 meanwhile: 2400 baud at 11 bits a byte (8E1) is about 218 bytes/s, so 10 s
-is about 2.2 kB. rxbuf is 4096 for headroom. The ring gets the same size: it
-holds what the IRQ handler moved while the loop was busy in Python code.
+is about 2.2 kB. rxbuf is 4096 for headroom; it is in the system heap, not
+the Python heap.
 
 A drain moves no more than the ring has room for: what does not fit stays in
-the driver's buffer until the loop reads, so the two together hold 8 KB
-(about 37 s of meter data) before anything is lost. Once both are full the
-driver drops bytes, which MicroPython does not report; `overflows` counts the
-times both were found full (episodes of loss, not bytes).
+the driver's buffer until the loop reads. So the ring need not hold a stall's
+worth of data (rxbuf does that); it only carries what the RXIDLE handler
+moved between two turns of the loop, which reads it empty each turn: one
+push (an Aidon List 3 is about 400 bytes) with room to spare. 512 bytes of
+Python heap instead of 4096 (issue 9); ring and rxbuf together hold about
+21 s of meter data before anything is lost. Once both are full the driver
+drops bytes, which MicroPython does not report; `overflows` counts the times
+both were found full (episodes of loss, not bytes).
 """
 import machine
 
 from hanport.ring import Ring
 
 RXBUF = 4096
-RING_SIZE = 4096
+RING_SIZE = 512
 SCRATCH = 256  # one driver read; a List 3 frame (~400 bytes) takes two
 # The driver counts as full within one hardware FIFO (128 bytes on the ESP32)
 # of rxbuf: its interrupt moves the FIFO into the buffer only when all of it fits.

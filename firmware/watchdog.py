@@ -8,6 +8,9 @@ import machine
 
 
 class Watchdog:
+    """timeout_s 0 (watchdog_s = 0 in the config) never starts one: for
+    development at the REPL. (One class for both: a second costs heap.)"""
+
     def __init__(self, timeout_s):
         self.timeout_ms = timeout_s * 1000
         self._wdt = None
@@ -18,18 +21,11 @@ class Watchdog:
 
     def feed(self):
         if self._wdt is None:
+            if not self.timeout_ms:
+                return
             self._wdt = machine.WDT(timeout=self.timeout_ms)
         self._wdt.feed()
 
 
-class NoWatchdog:
-    """watchdog_s = 0 in the config: for development at the REPL."""
-
-    started = False
-
-    def feed(self):
-        pass
-
-
 def make(timeout_s):
-    return Watchdog(timeout_s) if timeout_s else NoWatchdog()
+    return Watchdog(timeout_s)

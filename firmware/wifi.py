@@ -38,8 +38,6 @@ STATES = {
 }
 CONNECTING = 1001
 
-PM = {"none": "PM_NONE", "performance": "PM_PERFORMANCE", "powersave": "PM_POWERSAVE"}
-
 DRIVER_RECONNECTS = 3
 BACKOFF_FIRST_MS = 2000
 BACKOFF_CAP_MS = 120000
@@ -58,7 +56,8 @@ class WiFi:
         WLAN = network.WLAN
         self._wlan = wlan = WLAN(WLAN.IF_STA)
         wlan.active(True)
-        wlan.config(pm=getattr(WLAN, PM[pm]), reconnects=DRIVER_RECONNECTS)
+        # pm is one of config's PM_MODES: "powersave" is WLAN.PM_POWERSAVE.
+        wlan.config(pm=getattr(WLAN, "PM_" + pm.upper()), reconnects=DRIVER_RECONNECTS)
         self._up = False
         self._fails = 0  # failed attempts since the link was last up
         self._started = None  # ticks when the current attempt started

@@ -128,11 +128,29 @@ def test_an_oversize_length_is_refused_without_waiting_for_it():
 
 def test_buffers_are_fixed_in_size():
     deframer = Deframer(lambda apdu, frame: None)
-    sizes = (len(deframer.buf), len(deframer.apdu))
+    size = len(deframer.buf)
     deframer.feed(corpus_stream() * 3)
     deframer.feed(bytes(range(256)) * 40)
-    assert (len(deframer.buf), len(deframer.apdu)) == sizes
+    assert len(deframer.buf) == size
+    # The reassembly buffer, made by the first segmented frame, has its fixed size.
+    assert deframer.apdu is None or len(deframer.apdu) == deframer.max_apdu
     assert deframer.n <= len(deframer.buf)
+
+
+def test_the_reassembly_buffer_is_made_by_the_first_segmented_frame_and_kept():
+    import framebuild as fb
+
+    deframer = Deframer(lambda apdu, frame: None)
+    plain = raw("aidon_6525_it_list1") + raw("aidon_6525_it_list2") + raw("aidon_6525_it_list3_a")
+    deframer.feed(plain)
+    assert deframer.frames == 3 and deframer.apdu is None  # no 2 KB held for nothing
+    info = raw("aidon_6525_it_list3_a")[9:-3]
+    segmented = fb.hdlc_frame(info[:200], segmented=True) + fb.hdlc_frame(info[200:])
+    deframer.feed(segmented)
+    kept = deframer.apdu
+    assert kept is not None and len(kept) == deframer.max_apdu
+    deframer.feed(segmented + plain)
+    assert deframer.apdu is kept and deframer.frames == 10 and deframer.errors["segmented"] == 0
 
 
 def test_error_counters_are_all_named():

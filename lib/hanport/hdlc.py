@@ -7,9 +7,11 @@ as its header check fails, so garbage or a damaged frame costs at most the
 bytes it claims, and the bytes after it are scanned again: the next good
 frame is never lost.
 
-The buffers are allocated once and never grow. On MicroPython bytes are
-copied with index loops, which allocate nothing (a slice would allocate ~48
-bytes each time).
+The buffers are allocated once and never grow. The one for reassembling a
+segmented APDU waits for the first segmented frame (Norwegian meters send
+none, so it would be 2 KB of heap held for nothing) and is then kept. On
+MicroPython bytes are copied with index loops, which allocate nothing (a
+slice would allocate ~48 bytes each time).
 """
 import sys
 
@@ -54,8 +56,9 @@ class Deframer:
         self.mv = memoryview(self.buf)
         self.n = 0  # bytes held in buf
         self.need = 3  # buf must hold this many bytes before a scan helps
-        self.apdu = bytearray(max_apdu)
-        self.apdu_mv = memoryview(self.apdu)
+        self.max_apdu = max_apdu
+        self.apdu = None  # reassembly buffer (max_apdu bytes): made by the first segment
+        self.apdu_mv = None
         self.apdu_len = 0  # bytes of a segmented APDU collected so far
         self.errors = {}
         for name in ERRORS:
@@ -243,6 +246,9 @@ class Deframer:
     def _collect(self, start, stop):
         got = self.apdu_len
         apdu = self.apdu
+        if apdu is None:  # the first segmented frame since start-up
+            apdu = self.apdu = bytearray(self.max_apdu)
+            self.apdu_mv = memoryview(apdu)
         if got + stop - start > len(apdu):
             self.apdu_len = 0
             self._error("oversize")

@@ -19,9 +19,6 @@ class Ring:
     def __len__(self):
         return self._len
 
-    def available(self):
-        return self._len
-
     def room(self):
         """How many bytes put_from() would take now without dropping any."""
         return self._cap - self._len
