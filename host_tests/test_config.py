@@ -353,7 +353,12 @@ def device(monkeypatch, repo_root):
     monkeypatch.setitem(sys.modules, "machine", types.ModuleType("machine"))
     for name in ("firmware.device", "firmware.safeboot"):
         monkeypatch.delitem(sys.modules, name, raising=False)
+    # load_config imports hanport.config and forgets it after use: hand it this
+    # file's module both ways it may be found (sys.modules and the package).
+    import hanport
+
     monkeypatch.setitem(sys.modules, "hanport.config", config)
+    monkeypatch.setattr(hanport, "config", config, raising=False)
     return importlib.import_module("firmware.device")
 
 
