@@ -123,3 +123,20 @@ class Subscriber:
     def close(self):
         self.c.loop_stop()
         self.c.disconnect()
+
+
+def broker_fixture(user, password):
+    """A pytest fixture `broker`: a running Mosquitto with `user` and a "viewer" account.
+
+        broker = broker_fixture(USER, PASSWORD)   # at a test module's top level
+    """
+    import pytest
+
+    @pytest.fixture
+    def broker(tmp_path):
+        b = Mosquitto(tmp_path, {user: password, "viewer": "view-pw"})
+        b.start()
+        yield b
+        b.stop()
+
+    return broker

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 import framebuild as fb
-from brokers import Mosquitto, Subscriber
+from brokers import Subscriber, broker_fixture
 from faultproxy import FaultProxy
 from hanport.app import App
 from hanport.backoff import Backoff
@@ -284,12 +284,7 @@ def repeated_as_counted(sub, topic_suffix):
 
 # -- fixtures -------------------------------------------------------------------
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path, {USER: PASSWORD, "viewer": "view-pw"})
-    b.start()
-    yield b
-    b.stop()
+broker = broker_fixture(USER, PASSWORD)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from brokers import Mosquitto, Subscriber, free_port
+from brokers import Subscriber, broker_fixture, free_port
 from faultproxy import FaultProxy
 from hanport.mqtt import Client, connect_packet
 from hanport.ports import BrokerRefused
@@ -25,12 +25,7 @@ SLACK_MS = 300  # thread scheduling on a busy test machine
 SESSION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mqtt_fake_session.py")
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path, {USER: PASSWORD, "viewer": "view-pw"})
-    b.start()
-    yield b
-    b.stop()
+broker = broker_fixture(USER, PASSWORD)
 
 
 def client(port, user=USER, password=PASSWORD, cid="dongle", will=(b"t/status", b"will"),

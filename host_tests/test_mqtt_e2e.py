@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from pc import parts as pc_parts  # noqa: E402
-from brokers import Mosquitto, Subscriber
+from brokers import Subscriber, broker_fixture
 from corpus import BY_ID
 from hanport import fields
 from hanport.app import run
@@ -17,12 +17,7 @@ USER, PASSWORD = "han", "s3cret-pw"
 CAPTURE = pc_parts.ROOT + "/tools/data/aidon_demo.hex"
 
 
-@pytest.fixture
-def broker(tmp_path):
-    b = Mosquitto(tmp_path, {USER: PASSWORD, "viewer": "view-pw"})
-    b.start()
-    yield b
-    b.stop()
+broker = broker_fixture(USER, PASSWORD)
 
 
 def cfg_for(broker, password=PASSWORD, diag=60):
