@@ -882,3 +882,31 @@ def test_firmware_modules_run_under_micropython(mpy, tmp_path, repo_root):
                  "storage b'22' None", "system watchdog True None", "wdt True",
                  "safeboot None", "config /nope.json", "crash True"):
         assert line in out, out
+
+
+@pytest.mark.parametrize("partitions", [1, 0])
+def test_deploy_puts_the_code_in_romfs_where_the_board_has_a_partition(repo_root, tmp_path, partitions):
+    """With a fake mpremote that answers the ROMFS query: the image goes to the
+    partition, or, without one, the .mpy files go to /lib and deploy says what it costs."""
+    import subprocess
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "calls.txt"
+    tool = bindir / "mpremote"
+    tool.write_text("#!/bin/sh\nprintf '%%s' \"$*\" | tr '\\n' '|' >> %s\necho >> %s\n"
+                    "case \"$*\" in *rom_ioctl*) echo 'romfs %d';; esac\n" % (log, log, partitions))
+    tool.chmod(0o755)
+    env = dict(os.environ, PATH=str(bindir) + os.pathsep + os.environ["PATH"])
+    p = subprocess.run([sys.executable, str(repo_root / "tools" / "deploy.py"), "--port", "COM3"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                       timeout=120, env=env)
+    assert p.returncode == 0, p.stdout + p.stderr
+    copy = log.read_text().splitlines()[-1]
+    assert "rm('/lib/' + p)" in copy and copy.endswith("+ reset")
+    if partitions:
+        assert "+ romfs deploy " in copy and copy.split("romfs deploy ")[1].split()[0].endswith("hanport.romfs")
+        assert "fs cp -r" not in copy and "ROMFS partition (run from flash" in p.stdout
+    else:
+        assert "romfs deploy" not in copy and copy.count("fs cp -r") == 2
+        assert "no ROMFS partition" in p.stdout and "KB more heap" in p.stdout

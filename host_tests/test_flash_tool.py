@@ -74,3 +74,69 @@ def test_the_demo_capture_names_no_path_of_another_machine():
     text = (REPO_ROOT / "tools" / "data" / "aidon_demo.hex").read_text()
     assert "/work/" not in text and "/home/" not in text and "Users\\" not in text
     assert "github.com/robinsmidsrod/ams-han-decoder" in text  # the attribution stays
+
+
+# The partition table of MicroPython's ESP32_GENERIC 4 MiB images (partitions-4MiB.csv).
+STOCK = [(1, 2, 0x9000, 0x6000, b"nvs"), (1, 1, 0xF000, 0x1000, b"phy_init"),
+         (0, 0, 0x10000, 0x1F0000, b"factory"), (1, 0x81, 0x200000, 0x200000, b"vfs")]
+
+
+def firmware_with_table(tmp_path, entries, romfs_support=True, name="fw.bin"):
+    """An esp32 image (written at 0x1000) with a partition table at flash 0x8000."""
+    import flash as tool
+
+    path = image(tmp_path, size=300 * 1024, name=name)
+    data = bytearray(open(path, "rb").read())
+    table = tool.write_table([[k, st, o, n, lab, 0] for k, st, o, n, lab in entries])
+    at = tool.TABLE_AT - 0x1000
+    data[at:at + len(table)] = table
+    if romfs_support:
+        data[0x20000:0x20009] = b"rom_ioctl"  # the qstr a ROMFS-capable firmware holds
+    open(path, "wb").write(bytes(data))
+    return path
+
+
+def written_table(calls):
+    import flash as tool
+
+    written = calls[1].split()[-1]
+    data = open(written, "rb").read()
+    return written, data[tool.TABLE_AT - 0x1000:][:tool.TABLE_BYTES]
+
+
+def test_a_romfs_firmware_gets_a_romfs_partition_cut_from_the_end_of_vfs(tmp_path, fake_esptool):
+    import hashlib
+
+    import flash as tool
+
+    env, log = fake_esptool
+    fw = firmware_with_table(tmp_path, STOCK)
+    r = flash(["--port", "COM3", "--firmware", fw], env)
+    assert r.returncode == 0, r.stderr
+    assert "partition table: adds a 128 KB romfs partition at 0x3e0000" in r.stdout
+    written, table = written_table(log.read_text().splitlines())
+    assert written != fw and open(fw, "rb").read() != open(written, "rb").read()  # the user's file untouched
+    entries = tool.read_table(table)
+    assert [e[4] for e in entries] == [b"nvs", b"phy_init", b"factory", b"vfs", b"romfs"]
+    vfs, romfs = entries[3], entries[4]
+    assert vfs[2:4] == [0x200000, 0x1E0000] and romfs[:4] == [1, 0x8F, 0x3E0000, 0x20000]
+    # The MD5 entry the bootloader checks, over the entries before it.
+    n = 32 * len(entries)
+    assert table[n:n + 2] == b"\xeb\xeb" and table[n + 16:n + 32] == hashlib.md5(table[:n]).digest()
+    assert table[n + 32:] == b"\xff" * (len(table) - n - 32)
+    # Everything but the table is the image as downloaded.
+    a, b = open(fw, "rb").read(), open(written, "rb").read()
+    assert len(a) == len(b) and a[:0x7000] == b[:0x7000] and a[0x7000 + len(table):] == b[0x7000 + len(table):]
+
+
+@pytest.mark.parametrize("entries, support, says", [
+    (STOCK, False, "this firmware has no ROMFS support: the app's code will load into RAM"),
+    (STOCK[:3] + [(1, 0x81, 0x200000, 0x80000, b"vfs")], True, "the vfs partition is too small to share"),
+    (STOCK + [(1, 0x8F, 0x3F0000, 0x10000, b"romfs")], True, "keeps the image's own romfs partition"),
+])
+def test_other_images_are_written_as_downloaded(tmp_path, fake_esptool, entries, support, says):
+    env, log = fake_esptool
+    fw = firmware_with_table(tmp_path, entries, support)
+    r = flash(["--port", "COM3", "--firmware", fw], env)
+    assert r.returncode == 0 and says in r.stdout, r.stdout + r.stderr
+    assert written_table(log.read_text().splitlines())[0] == fw

@@ -1,9 +1,11 @@
 """The heap the whole product needs, measured as the device would use it (issue 9).
 
-    python tools/bench_heap.py [--slots N] [--no-bisect]
+    python tools/bench_heap.py [--slots N] [--no-bisect] [--install romfs|lib]
 
-Under the WebAssembly MicroPython (32-bit, like the ESP32) with the .mpy files
-tools/deploy.py builds (into build/heap/), host_tests/heapday.py starts the
+Under the WebAssembly MicroPython (32-bit, like the ESP32) with the code
+tools/deploy.py builds (into build/heap/): its ROMFS image, mapped outside the
+Python heap as the ESP32 maps its romfs flash partition (or, with --install lib,
+the .mpy files in /lib, deploy's fallback). host_tests/heapday.py starts the
 product as main.py does and runs a simulated day (Aidon pushes every 2.5 s,
 List 3 hourly, the broker away 08:00-16:00). Prints:
 1. the heap in use after start-up, by module group;
@@ -27,15 +29,33 @@ BUILD = os.path.join(ROOT, "build", "heap")
 DRIVER = os.path.join(ROOT, "host_tests", "heapday.py")
 BUDGET = 72 * 1024  # issue 9: the whole product within 72 KB of Python heap
 AIM = 64 * 1024
-# What the product needs today (not yet the budget), with room for the
-# collector's jitter: host_tests/test_heap_budget.py holds the day to it.
-CEILING = 112 * 1024
+ROMFS_IMAGE = "hanport.romfs"  # tools/deploy.py's ROMFS_IMAGE
 SLOTS = 34560  # a day of 2.5 s pushes
 ROOMY = 192 * 1024  # a heap the day never fills (a bigger one only makes collections slower)
 
 
-def build(out_dir=BUILD):
-    """Compile lib/ and firmware/ as tools/deploy.py does; returns the directory to mount as /lib."""
+class Install:
+    """Where the runner finds the product's code, as tools/deploy.py installs it:
+    in the ROMFS image (the flash partition "romfs", bytecode run in place), or,
+    on a firmware without ROMFS, as .mpy files in /lib (bytecode copied into the heap)."""
+
+    def __init__(self, out_dir, romfs):
+        self.romfs = romfs
+        self.list3 = os.path.join(out_dir, "list3.bin")
+        if romfs:
+            empty = os.path.join(out_dir, "nolib")
+            os.makedirs(empty, exist_ok=True)  # /lib holds nothing: every import comes from /rom
+            self.args = ["--romfs", os.path.join(out_dir, ROMFS_IMAGE), "--mpy", empty]
+        else:
+            self.args = ["--mpy", os.path.join(out_dir, "lib")]
+
+    def __str__(self):
+        return "ROMFS image" if self.romfs else ".mpy files in /lib"
+
+
+def build(out_dir=BUILD, romfs=True):
+    """Compile lib/ and firmware/ as tools/deploy.py does (the .mpy files and the
+    ROMFS image); returns the Install the runner mounts."""
     sys.path.insert(0, HERE)
     import deploy
 
@@ -44,15 +64,15 @@ def build(out_dir=BUILD):
     import heapday_kit
 
     heapday_kit.build_list3(os.path.join(out_dir, "list3.bin"))
-    return os.path.join(out_dir, "lib")
+    return Install(out_dir, romfs)
 
 
 def run(lib, args, heap, timeout=900):
-    """Run heapday.py under MicroPython; (exit status, {name: value text}, groups, output)."""
+    """Run heapday.py under MicroPython with the code of `lib` (an Install);
+    (exit status, {name: value text}, groups, output)."""
     node = os.environ.get("NODE") or "node"
-    cmd = [node, os.path.join(HERE, "mpy_run.mjs"), "--heap", str(heap), "--mpy", lib,
-           "--file", os.path.join(os.path.dirname(lib), "list3.bin") + ":/heapday/list3.bin",
-           DRIVER] + list(args)
+    cmd = [node, os.path.join(HERE, "mpy_run.mjs"), "--heap", str(heap)] + lib.args + [
+           "--file", lib.list3 + ":/heapday/list3.bin", DRIVER] + list(args)
     p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True, timeout=timeout)
     figures, groups = {}, []
@@ -107,9 +127,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slots", type=int, default=SLOTS, help="pushes to simulate (default: a day)")
     ap.add_argument("--no-bisect", action="store_true", help="skip the search for the smallest heap")
+    ap.add_argument("--install", choices=("romfs", "lib"), default="romfs",
+                    help="the code in the ROMFS image as tools/deploy.py installs it (default), or as "
+                         ".mpy files in /lib, its fallback on a firmware without ROMFS")
     a = ap.parse_args(argv)
-    lib = build()
-    print("Heap (WebAssembly MicroPython 1.29, 32-bit; the .mpy files of tools/deploy.py; gc.mem_alloc())")
+    lib = build(romfs=a.install == "romfs")
+    print("Heap (WebAssembly MicroPython 1.29, 32-bit; tools/deploy.py's build, the code as %s; gc.mem_alloc())" % lib)
     rc, f, groups, text = run(lib, ["groups"], ROOMY, 120)
     if rc:
         print(text)

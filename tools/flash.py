@@ -3,14 +3,22 @@
 
     python3 tools/flash.py --port /dev/ttyUSB0 --firmware ESP32_GENERIC-20xx-v1.29.x.bin
 
+When the firmware can mount a ROMFS (built with MICROPY_VFS_ROM, as its
+`vfs.rom_ioctl` shows), the image's partition table gets a 128 KB data
+partition "romfs", taken from the end of the filesystem partition "vfs":
+tools/deploy.py puts the app's bytecode there, where MicroPython runs it in
+place instead of copying it into the Python heap (README, "Memory").
+
 Uses esptool 5 (hyphenated commands). Every failure ends in one line on
 stderr and exit status 1, never a traceback. The helpers here are shared
 with tools/deploy.py.
 """
 import argparse
+import hashlib
 import importlib.util
 import os
 import shutil
+import struct
 import subprocess
 import sys
 
@@ -26,6 +34,19 @@ CHIP_IDS = {0: "esp32", 2: "esp32s2", 9: "esp32s3", 5: "esp32c3", 13: "esp32c6"}
 IMAGE_MAGIC = 0xE9  # first byte of every ESP image (bootloader and app)
 MIN_IMAGE = 64 * 1024  # a MicroPython image is 1.5-2 MB; anything this small is not one
 MAX_IMAGE = 16 * 1024 * 1024  # the largest flash these chips take
+# The partition table: at 0x8000 in flash, 32-byte entries, then an MD5 entry
+# (ESP-IDF's esp_flash_partitions.h and gen_esp32part.py define the format).
+TABLE_AT = 0x8000
+TABLE_BYTES = 0xC00
+ENTRY = struct.Struct("<2sBBII16sI")  # magic, type, subtype, offset, size, label, flags
+ENTRY_MAGIC = b"\xaa\x50"
+MD5_MAGIC = b"\xeb\xeb"
+DATA = 1
+ROMFS_LABEL = b"romfs"  # the label MicroPython's esp32 port looks for
+ROMFS_SUBTYPE = 0x8F  # MicroPython's own partitions-*-romfs.csv use this
+ROMFS_BYTES = 128 * 1024  # the app's image is about 60 KB
+MIN_VFS_LEFT = 512 * 1024  # the flash queue alone may take 384 KB
+ROMFS_SUPPORT = b"rom_ioctl"  # a firmware that can mount a ROMFS names this function
 BAUD = 460800
 TIMEOUT_S = 300  # a whole write at 460800 baud takes well under a minute
 
@@ -110,6 +131,61 @@ def check_image(path, chip):
                       % (path, made_for, chip, board, made_for))
 
 
+def read_table(table):
+    """The partition entries of a table's bytes: [[type, subtype, offset, size, label, flags]]."""
+    entries = []
+    for at in range(0, len(table) - ENTRY.size + 1, ENTRY.size):
+        magic, kind, subtype, offset, size, label, flags = ENTRY.unpack_from(table, at)
+        if magic != ENTRY_MAGIC:
+            break  # the MD5 entry, or the erased rest
+        entries.append([kind, subtype, offset, size, label.rstrip(b"\0"), flags])
+    return entries
+
+
+def write_table(entries, length=TABLE_BYTES):
+    """A table's bytes: the entries, their MD5 entry, then erased flash (0xff)."""
+    out = b"".join(ENTRY.pack(ENTRY_MAGIC, k, st, o, n, lab, fl) for k, st, o, n, lab, fl in entries)
+    out += MD5_MAGIC + b"\xff" * 14 + hashlib.md5(out).digest()
+    return out + b"\xff" * (length - len(out))
+
+
+def with_romfs(table):
+    """The table with a ROMFS partition cut from the end of "vfs"; (table, what was done)."""
+    entries = read_table(table)
+    labels = [e[4] for e in entries]
+    if ROMFS_LABEL in labels:
+        return table, "keeps the image's own romfs partition"
+    if b"vfs" not in labels:
+        return table, "no vfs partition in the image's table: the app's code will load into RAM"
+    vfs = entries[labels.index(b"vfs")]
+    if vfs[0] != DATA or vfs[3] < ROMFS_BYTES + MIN_VFS_LEFT:
+        return table, "the vfs partition is too small to share: the app's code will load into RAM"
+    vfs[3] -= ROMFS_BYTES
+    entries.append([DATA, ROMFS_SUBTYPE, vfs[2] + vfs[3], ROMFS_BYTES, ROMFS_LABEL, 0])
+    return write_table(entries, len(table)), "adds a %d KB romfs partition at 0x%x" % (
+        ROMFS_BYTES // 1024, vfs[2] + vfs[3])
+
+
+def prepare_image(path, chip, out_dir):
+    """The image to write: the file itself, or a copy whose table has a romfs partition."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if ROMFS_SUPPORT not in data:
+        return path, "this firmware has no ROMFS support: the app's code will load into RAM"
+    at = TABLE_AT - OFFSETS[chip]
+    table = data[at:at + TABLE_BYTES]
+    if at < 0 or not table.startswith(ENTRY_MAGIC):
+        return path, "no partition table at 0x%x in the image: written as it is" % TABLE_AT
+    new, what = with_romfs(table)
+    if new == table:
+        return path, what
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, os.path.basename(path))
+    with open(out, "wb") as f:
+        f.write(data[:at] + new + data[at + len(new):])
+    return out, what
+
+
 class Parser(argparse.ArgumentParser):
     """argparse whose mistakes are one line on stderr and exit status 2."""
 
@@ -131,13 +207,15 @@ def main(argv=None):
     try:
         check_image(args.firmware, args.chip)  # before anything touches the board
         check_port(args.port)
+        firmware, what = prepare_image(args.firmware, args.chip, os.path.join(REPO, "build", "flash"))
+        print("flash: partition table: %s" % what)
         esptool = find_tool("esptool", "esptool", "esptool==5.6.0")
         base = esptool + ["--chip", args.chip, "--port", args.port]
         print("flash: erasing %s on %s ..." % (args.chip, args.port))
         run(base + ["erase-flash"], TIMEOUT_S, "erase", args.verbose)
         offset = OFFSETS[args.chip]
         print("flash: writing %s at 0x%x ..." % (os.path.basename(args.firmware), offset))
-        run(base + ["--baud", str(args.baud), "write-flash", "0x%x" % offset, args.firmware],
+        run(base + ["--baud", str(args.baud), "write-flash", "0x%x" % offset, firmware],
             TIMEOUT_S, "write", args.verbose)
     except Failure as e:
         if "Failed to connect" in str(e) or "No serial data" in str(e):

@@ -5,7 +5,7 @@
 // CPython.
 //
 // Usage:
-//   node tools/mpy_run.mjs [--heap 1m] [--mpy DIR] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]
+//   node tools/mpy_run.mjs [--heap 1m] [--mpy DIR] [--romfs IMAGE] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]
 //
 //   --heap N        MicroPython heap size: bytes, or with a k/m suffix (default 1m).
 //   --file H:M      copy host file H (binary-safe) to MicroPython path M (absolute;
@@ -15,6 +15,11 @@
 //                   DIR/firmware/*.mpy), so a script imports the bytecode the device runs.
 //                   Bytecode .mpy is architecture-independent: this port loads the files
 //                   built for the ESP32 (they hold no native code).
+//   --romfs IMAGE   hand MicroPython the ROMFS image IMAGE (tools/deploy.py builds
+//                   build/device/hanport.romfs) the way the ESP32 maps its romfs flash
+//                   partition: in memory outside the Python heap, mounted at /rom, with
+//                   /rom and /rom/lib first on sys.path. Modules imported from it run
+//                   their bytecode in place instead of copying it into the heap.
 //   --stdin         read all of node's standard input before starting, and make it
 //                   available as the file /stdin and as sys.stdin. Portable scripts
 //                   should read /stdin when sys.implementation.name == 'micropython'.
@@ -99,7 +104,7 @@ function usage(msg) {
     flush();
     writeAll(2, Buffer.from(
         (msg ? `mpy_run: ${msg}\n` : "") +
-        "usage: node tools/mpy_run.mjs [--heap 1m] [--mpy DIR] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]\n"));
+        "usage: node tools/mpy_run.mjs [--heap 1m] [--mpy DIR] [--romfs IMAGE] [--file HOSTPATH:MPPATH]... [--stdin] SCRIPT.py [ARGS...]\n"));
     process.exit(2);
 }
 
@@ -115,6 +120,7 @@ function parseSize(s) {
 let heap = 1048576;
 let useStdin = false;
 let mpyDir = null;
+let romfs;
 const files = [];
 const argv = process.argv.slice(2);
 let i = 0;
@@ -139,6 +145,14 @@ for (; i < argv.length; i++) {
         mpyDir = path.resolve(v);
         if (!fs.existsSync(mpyDir) || !fs.statSync(mpyDir).isDirectory())
             usage(`--mpy: not a directory: ${v} (build it with tools/deploy.py's build())`);
+    } else if (a === "--romfs" || a.startsWith("--romfs=")) {
+        const v = a === "--romfs" ? argv[++i] : a.slice(8);
+        if (v === undefined) usage("--romfs needs an image file");
+        try {
+            romfs = new Uint8Array(fs.readFileSync(v));
+        } catch (e) {
+            usage(`--romfs: cannot read ${v}: ${e.message}`);
+        }
     } else if (a === "--stdin") {
         useStdin = true;
     } else if (a === "-h" || a === "--help") {
@@ -173,6 +187,7 @@ try {
 let stdinPos = 0;
 const mp = await loadMicroPython({
     heapsize: heap,
+    romfs,
     linebuffer: false,
     stdout: (b) => emit(1, b),
     stderr: (b) => emit(2, b),

@@ -3,7 +3,8 @@
     python tools/soak.py [--heap-kb N] [--slots N]
 
 The same day as the heap budget (host_tests/heapday.py): the product started
-as main.py starts it on the ESP32, the .mpy files tools/deploy.py builds, the
+as main.py starts it on the ESP32, the code as tools/deploy.py installs it (its
+ROMFS image; --install lib: the .mpy files in /lib, the fallback), the
 WebAssembly MicroPython (32-bit, like the ESP32), an Aidon push every 2.5 s
 with List 3 on the hour, the broker away 08:00-16:00, a fake MQTT client.
 The product gets --heap-kb of heap (default: the budget, 72) on top of what
@@ -28,12 +29,14 @@ def main(argv=None):
     ap.add_argument("--heap-kb", type=int, default=bench_heap.BUDGET // 1024,
                     help="heap for the product in KB (default: the budget, %d)" % (bench_heap.BUDGET // 1024))
     ap.add_argument("--slots", type=int, default=bench_heap.SLOTS, help="pushes (default: a day)")
+    ap.add_argument("--install", choices=("romfs", "lib"), default="romfs",
+                    help="the code in the ROMFS image (default) or as .mpy files in /lib")
     a = ap.parse_args(argv)
-    lib = bench_heap.build()
+    lib = bench_heap.build(romfs=a.install == "romfs")
     harness = bench_heap.harness_bytes(lib)
     heap = a.heap_kb * 1024 + harness
-    print("soak: %d pushes, %d KB of heap for the product (+ %.1f KB harness), .mpy build, "
-          "WebAssembly MicroPython" % (a.slots, a.heap_kb, harness / 1024.0))
+    print("soak: %d pushes, %d KB of heap for the product (+ %.1f KB harness), the code as %s, "
+          "WebAssembly MicroPython" % (a.slots, a.heap_kb, harness / 1024.0, lib))
     clean, f, text = bench_heap.day(lib, heap, a.slots)
     if "slots" not in f:
         print(text)
