@@ -24,7 +24,7 @@ from hanport.session import Session
 
 CHUNK = 256  # bytes per source read
 MAX_READS = 16  # reads per drain: 16 x 256 = 4096 bytes, a whole rxbuf
-MAX_PUBLISH = 4  # queued messages per iteration: 8 let a backlog turn allocate 1.5 KB more (make bench)
+MAX_PUBLISH = 4  # queued messages per iteration (with 8, the turn draining a backlog was the heap peak)
 TURN_MS = 1000  # no further publish in this turn once it has taken this long
 IDLE_MS = 10  # sleep when there is nothing to do: bounds the added latency
 FRAME_GAP_MS = 1000  # a line idle this long inside a frame: the rest never comes
