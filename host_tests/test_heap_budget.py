@@ -74,7 +74,7 @@ def test_the_romfs_image_holds_every_module_the_device_gets(lib, tmp_path):
     script = tmp_path / "ls.py"
     script.write_text("import os\nfor p in ('hanport', 'firmware'):\n"
                       "    print(p, ' '.join(sorted(os.listdir('/rom/lib/' + p))))\n")
-    out = subprocess.run(["node", str(bench_heap.ROOT) + "/tools/mpy_run.mjs"] + lib.args + [str(script)],
+    out = subprocess.run([node_path(), os.path.join(bench_heap.HERE, "mpy_run.mjs")] + lib.args + [str(script)],
                          stdout=subprocess.PIPE, universal_newlines=True, timeout=60).stdout
     build = os.path.dirname(lib.list3)
     for line in out.splitlines():
