@@ -29,7 +29,6 @@ BUILD = os.path.join(ROOT, "build", "heap")
 DRIVER = os.path.join(ROOT, "host_tests", "heapday.py")
 BUDGET = 72 * 1024  # issue 9: the whole product within 72 KB of Python heap
 AIM = 64 * 1024
-ROMFS_IMAGE = "hanport.romfs"  # tools/deploy.py's ROMFS_IMAGE
 SLOTS = 34560  # a day of 2.5 s pushes
 ROOMY = 192 * 1024  # a heap the day never fills (a bigger one only makes collections slower)
 
@@ -39,13 +38,13 @@ class Install:
     in the ROMFS image (the flash partition "romfs", bytecode run in place), or,
     on a firmware without ROMFS, as .mpy files in /lib (bytecode copied into the heap)."""
 
-    def __init__(self, out_dir, romfs):
+    def __init__(self, out_dir, image, romfs):
         self.romfs = romfs
         self.list3 = os.path.join(out_dir, "list3.bin")
         if romfs:
             empty = os.path.join(out_dir, "nolib")
             os.makedirs(empty, exist_ok=True)  # /lib holds nothing: every import comes from /rom
-            self.args = ["--romfs", os.path.join(out_dir, ROMFS_IMAGE), "--mpy", empty]
+            self.args = ["--romfs", image, "--mpy", empty]
         else:
             self.args = ["--mpy", os.path.join(out_dir, "lib")]
 
@@ -64,7 +63,7 @@ def build(out_dir=BUILD, romfs=True):
     import heapday_kit
 
     heapday_kit.build_list3(os.path.join(out_dir, "list3.bin"))
-    return Install(out_dir, romfs)
+    return Install(out_dir, os.path.join(out_dir, deploy.ROMFS_IMAGE), romfs)
 
 
 def run(lib, args, heap, timeout=900):
