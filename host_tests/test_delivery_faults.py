@@ -397,7 +397,8 @@ def test_a_listener_that_never_answers_connack(tmp_path, broker, closing):
         assert not ok0 and e0 - s0 >= TIMEOUT_MS / 1000 - 0.01  # each used up its deadline
         gap = s1 - e0  # from the END of an attempt to the start of the next
         gaps.append(int(gap * 1000))
-        assert d / 1000 <= gap <= d / 1000 + 0.15
+        # ticks_ms counts whole milliseconds, so a gap can read up to 1 ms short.
+        assert d / 1000 - 0.001 <= gap <= d / 1000 + 0.15
     meter.allowed = meter.hours
     proxy.hold_new = False  # the broker is reachable
     loop.settle(sub, timeout=10)
@@ -466,5 +467,5 @@ def test_wifi_dropping_for_minutes(tmp_path, broker, closing):
                                  len([p for p in got_l1 if p in down_l1])))
     # Ended by the loop's look at the link in its next turn: no publish into the
     # dead link waited out its deadline, nor a goodbye that could not arrive.
-    assert ended <= 0.1
+    assert ended < TIMEOUT_MS / 1000 / 2
     assert (rep, rep_h) == (0, 0)
