@@ -1,110 +1,12 @@
-"""Build HAN frames for the variants the recorded corpus lacks.
-
-Written from the protocol notes (../shared/notes/han-protocol.md), with its
-own bitwise CRC so that the tests do not check the decoder's CRC against
-itself.
-"""
-import struct
+"""Whole HAN lists for the variants the recorded corpus lacks, built with
+pc/frames.py (which the tests also use directly, through this module)."""
 from zoneinfo import ZoneInfo
 
+from pc.frames import (  # noqa: F401  (re-exported for the tests)
+    LLC, NULL, aidon_item, array, clock, hdlc_frame, i16, i32, length, notification, obis,
+    octets, push_frame, scaler_unit, structure, u16, u32, visible)
+
 OSLO = ZoneInfo("Europe/Oslo")  # the meters' clock is Norwegian local time
-
-
-def crc_x25(data):
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
-
-
-def hdlc_frame(info, segmented=False, dest=b"\x41", src=b"\x08\x83", control=0x13):
-    """One type 3 frame around an information field, flags included."""
-    length = 2 + len(dest) + len(src) + 1 + 2 + len(info) + 2
-    assert length < 0x800, "frame format type 3 states at most 2047 bytes"
-    fmt = 0xA000 | (0x0800 if segmented else 0) | length
-    header = struct.pack(">H", fmt) + dest + src + bytes([control])
-    header += struct.pack("<H", crc_x25(header))
-    body = header + info
-    return b"\x7e" + body + struct.pack("<H", crc_x25(body)) + b"\x7e"
-
-
-LLC = b"\xe6\xe7\x00"
-
-
-def notification(body, header_time=b"\x00"):
-    """Data-notification APDU: tag, invoke id, date-time, body."""
-    return b"\x0f\x40\x00\x00\x00" + header_time + body
-
-
-def push_frame(body, header_time=b"\x00"):
-    return hdlc_frame(LLC + notification(body, header_time))
-
-
-# A-XDR encoders
-def length(n):
-    if n < 0x80:
-        return bytes([n])
-    if n < 0x100:
-        return bytes([0x81, n])
-    return bytes([0x82, n >> 8, n & 0xFF])
-
-
-def array(*elements):
-    return b"\x01" + length(len(elements)) + b"".join(elements)
-
-
-def structure(*elements):
-    return b"\x02" + length(len(elements)) + b"".join(elements)
-
-
-def octets(data):
-    return b"\x09" + length(len(data)) + data
-
-
-def visible(text):
-    data = text.encode()
-    return b"\x0a" + length(len(data)) + data
-
-
-def obis(a, b, c, d, e, f=255):
-    return octets(bytes([a, b, c, d, e, f]))
-
-
-def u32(v):
-    return b"\x06" + struct.pack(">I", v)
-
-
-def i32(v):
-    return b"\x05" + struct.pack(">i", v)
-
-
-def u16(v):
-    return b"\x12" + struct.pack(">H", v)
-
-
-def i16(v):
-    return b"\x10" + struct.pack(">h", v)
-
-
-def i8(v):
-    return b"\x0f" + struct.pack(">b", v)
-
-
-def enum(v):
-    return b"\x16" + bytes([v])
-
-
-NULL = b"\x00"
-
-
-def scaler_unit(scaler, unit):
-    return structure(i8(scaler), enum(unit))
-
-
-def clock(year, month, day, hour, minute, second, weekday=0xFF):
-    return struct.pack(">HBBBBBBBhB", year, month, day, weekday, hour, minute, second, 0xFF, -32768, 0)
 
 
 # -- whole lists, as the meters send them (u: a UTC datetime of the meter clock) --
@@ -117,10 +19,6 @@ def local(u):
 def meter_clock(u, second=0):
     lo = local(u)
     return clock(lo.year, lo.month, lo.day, lo.hour, lo.minute, second)
-
-
-def aidon_item(c, d, e, value, scaler, unit):
-    return structure(obis(1, 0, c, d, e), value, scaler_unit(scaler, unit))
 
 
 def _aidon_list2_items(power):

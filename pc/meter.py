@@ -3,7 +3,7 @@ consumption profile and a meter clock that moves one hour at each List 3.
 
 The frames have the layout of the recorded Aidon 6525 frames in
 tools/data/aidon_demo.hex (same items, types, scalers and units, the same
-meter id), built here with an HDLC CRC of their own. Only the values differ:
+meter id), built with pc/frames.py. Only the values differ:
 power, currents and registers follow a household's day (night base load,
 morning and evening peaks, an electric car charging on some evenings), and the
 List 3 clock is the meter's local Norwegian time (daylight saving included).
@@ -15,10 +15,12 @@ List 3 clock is the meter's local Norwegian time (daylight saving included).
 """
 import os
 import random
-import struct
 import sys
 import time
 from datetime import datetime, timedelta, timezone
+
+from pc.frames import (aidon_item, array, clock, i16, obis, octets, push_frame, structure, u16,
+                       u32, visible)
 
 _LIB = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib")
 if _LIB not in sys.path:
@@ -50,58 +52,20 @@ WEEKEND = (1000, 900, 800, 800, 800, 900, 1100, 1600, 2600, 3300, 3100, 2600,
 CAR_WH = 3600  # a car charging adds this to an evening hour now and then
 
 
-# -- HDLC and A-XDR ---------------------------------------------------------
-
-def crc_x25(data):
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFF
-
-
-def hdlc_frame(info):
-    """A type 3 HDLC frame as Aidon sends it (dest 0x41, src 0x0883, control 0x13)."""
-    head = struct.pack(">H", 0xA000 | (8 + len(info) + 2)) + b"\x41\x08\x83\x13"
-    head += struct.pack("<H", crc_x25(head))
-    body = head + info
-    return b"\x7e" + body + struct.pack("<H", crc_x25(body)) + b"\x7e"
-
+# -- the frames -------------------------------------------------------------
 
 def push(*items):
-    """LLC + data-notification (no date-time) carrying an array of items."""
-    return hdlc_frame(b"\xe6\xe7\x00\x0f\x40\x00\x00\x00\x00" + b"\x01" + bytes([len(items)]) + b"".join(items))
+    """An Aidon push: a data-notification (no date-time) carrying an array of items."""
+    return push_frame(array(*items))
 
 
-def _obis(a, b, c, d, e):
-    return b"\x09\x06" + bytes([a, b, c, d, e, 255])
-
-
-def _text(obis, s):
-    return b"\x02\x02" + obis + b"\x0a" + bytes([len(s)]) + s.encode()
-
-
-def _num(c, d, e, typed, scaler, unit):
-    return b"\x02\x03" + _obis(1, 0, c, d, e) + typed + b"\x02\x02\x0f" + struct.pack(">b", scaler) + b"\x16" + bytes([unit])
-
-
-def _u32(v):
-    return b"\x06" + struct.pack(">I", v)
-
-
-def _u16(v):
-    return b"\x12" + struct.pack(">H", v)
-
-
-def _i16(v):
-    return b"\x10" + struct.pack(">h", v)
+def _text(code, s):
+    return structure(code, visible(s))
 
 
 def _clock(lo):
     """COSEM date-time of a local time (deviation unspecified, as Aidon sends it)."""
-    return b"\x09\x0c" + struct.pack(">HBBBBBBBhB", lo.year, lo.month, lo.day, lo.isoweekday(),
-                                     lo.hour, lo.minute, lo.second, 0xFF, -32768, 0)
+    return octets(clock(lo.year, lo.month, lo.day, lo.hour, lo.minute, lo.second, lo.isoweekday()))
 
 
 # -- the meter --------------------------------------------------------------
@@ -158,19 +122,19 @@ class AidonMeter:
         amps = p * 10 // 2 // 236  # tenths of an ampere on each of L1 and L3
         volts = [2377 - p // 400, 2364 - p // 500, 2368 - p // 450]
         return [
-            _num(1, 7, 0, _u32(p), 0, 27), _num(2, 7, 0, _u32(0), 0, 27),
-            _num(3, 7, 0, _u32(0), 0, 29), _num(4, 7, 0, _u32(86 + p // 40), 0, 29),
-            _num(31, 7, 0, _i16(amps), -1, 33), _num(71, 7, 0, _i16(amps + 13), -1, 33),
-            _num(32, 7, 0, _u16(volts[0]), -1, 35), _num(52, 7, 0, _u16(volts[1]), -1, 35),
-            _num(72, 7, 0, _u16(volts[2]), -1, 35),
+            aidon_item(1, 7, 0, u32(p), 0, 27), aidon_item(2, 7, 0, u32(0), 0, 27),
+            aidon_item(3, 7, 0, u32(0), 0, 29), aidon_item(4, 7, 0, u32(86 + p // 40), 0, 29),
+            aidon_item(31, 7, 0, i16(amps), -1, 33), aidon_item(71, 7, 0, i16(amps + 13), -1, 33),
+            aidon_item(32, 7, 0, u16(volts[0]), -1, 35), aidon_item(52, 7, 0, u16(volts[1]), -1, 35),
+            aidon_item(72, 7, 0, u16(volts[2]), -1, 35),
         ]
 
     def _head(self):
-        return [_text(_obis(1, 1, 0, 2, 129), LIST_VERSION), _text(_obis(0, 0, 96, 1, 0), METER_ID),
-                _text(_obis(0, 0, 96, 1, 7), METER_TYPE)]
+        return [_text(obis(1, 1, 0, 2, 129), LIST_VERSION), _text(obis(0, 0, 96, 1, 0), METER_ID),
+                _text(obis(0, 0, 96, 1, 7), METER_TYPE)]
 
     def list1(self):
-        return push(_num(1, 7, 0, _u32(self.power_w()), 0, 27))
+        return push(aidon_item(1, 7, 0, u32(self.power_w()), 0, 27))
 
     def list2(self):
         return push(*(self._head() + self._instant(self.power_w())))
@@ -179,9 +143,9 @@ class AidonMeter:
         """List 3 at the start of self.hour: the registers as they stand then."""
         r = self.regs
         return push(*(self._head() + self._instant(self.power_w()) + [
-            b"\x02\x02" + _obis(0, 0, 1, 0, 0) + _clock(self.local()),
-            _num(1, 8, 0, _u32(r[0] // 10), 1, 30), _num(2, 8, 0, _u32(r[1] // 10), 1, 30),
-            _num(3, 8, 0, _u32(r[2] // 10), 1, 32), _num(4, 8, 0, _u32(r[3] // 10), 1, 32),
+            structure(obis(0, 0, 1, 0, 0), _clock(self.local())),
+            aidon_item(1, 8, 0, u32(r[0] // 10), 1, 30), aidon_item(2, 8, 0, u32(r[1] // 10), 1, 30),
+            aidon_item(3, 8, 0, u32(r[2] // 10), 1, 32), aidon_item(4, 8, 0, u32(r[3] // 10), 1, 32),
         ]))
 
 

@@ -59,7 +59,7 @@ def build(out_dir=BUILD, romfs=True):
     import deploy
 
     deploy.build(out_dir)
-    sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+    sys.path[:0] = [ROOT, os.path.join(ROOT, "host_tests")]  # pc/ and the day's helpers
     import heapday_kit
 
     heapday_kit.build_list3(os.path.join(out_dir, "list3.bin"))
